@@ -1,0 +1,36 @@
+"""SNORQ: a unified inbox for WhatsApp Business, Facebook Messenger and TikTok."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The web process: webhooks, the staff API and inbox, the live websocket."""
+    from app.db import database, init_database
+    from app.logs import install_redaction
+    from app.web import api, health, inbox, live_socket, oauth, webhooks
+
+    settings = settings or get_settings()
+    install_redaction()
+    init_database(settings)
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        SNORQ_SETTINGS=settings,
+    )
+
+    @app.teardown_request
+    def close_database(_exception=None):
+        if not database.is_closed():
+            database.close()
+
+    for module in (health, webhooks, api, oauth, inbox, live_socket):
+        module.init_app(app)
+    return app

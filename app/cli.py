@@ -1,0 +1,195 @@
+"""The ``snorq`` command (contract: ../shared/DESIGN.md, "The public contract").
+
+Commands that create something print its id or token as the last line of
+standard output, so scripts can read it; everything else goes to standard error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import sys
+
+import click
+
+from app.config import PLATFORMS, ConfigError, get_settings
+
+log = logging.getLogger("snorq")
+
+
+class SnorqGroup(click.Group):
+    """Turns a configuration error into one clear line and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            click.echo(f"snorq: configuration error: {error}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=SnorqGroup)
+def main() -> None:
+    """SNORQ: one inbox for WhatsApp Business, Facebook Messenger and TikTok."""
+    from app.logs import configure_logging
+
+    configure_logging()
+
+
+def _database():
+    """Bind the database for a command (the settings are read here, once)."""
+    from app.db import database, init_database
+
+    init_database(get_settings())
+    database.connect(reuse_if_open=True)
+    return database
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations (safe to run again)."""
+    from app.db import migrate as apply_migrations
+
+    _database()
+    applied = apply_migrations()
+    click.echo(f"Applied {len(applied)} migration(s)." if applied else "Database is up to date.")
+
+
+@main.command("create-org")
+@click.argument("name")
+def create_org(name: str) -> None:
+    """Create an organization; prints its id."""
+    from app.models import Organization
+
+    _database()
+    click.echo(Organization.create(name=name).id)
+
+
+@main.command("create-user")
+@click.option("--org", "organization_id", type=int, required=True)
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+def create_user(organization_id: int, email: str, password: str) -> None:
+    """Create a staff member of an organization; prints the user id."""
+    from app.auth import hash_password
+    from app.models import Organization, User
+
+    _database()
+    if Organization.get_or_none(Organization.id == organization_id) is None:
+        raise click.ClickException(f"no organization with id {organization_id}")
+    if User.get_or_none(User.email == email.strip().lower()) is not None:
+        raise click.ClickException(f"a user with email {email} already exists")
+    user = User.create(
+        organization=organization_id,
+        email=email.strip().lower(),
+        password_hash=hash_password(password),
+    )
+    click.echo(user.id)
+
+
+@main.command("create-token")
+@click.option("--email", required=True)
+def create_token(email: str) -> None:
+    """Create an API token for a staff member; prints the token (shown only once)."""
+    from app.auth import create_api_token
+    from app.models import User
+
+    _database()
+    user = User.get_or_none(User.email == email.strip().lower())
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    click.echo(create_api_token(user))
+
+
+@main.command("add-connection")
+@click.option("--org", "organization_id", type=int, required=True)
+@click.option("--platform", type=click.Choice(PLATFORMS), required=True)
+@click.option("--account-id", required=True, help="Phone-number id, Page id or business id.")
+@click.option("--access-token", required=True)
+@click.option("--refresh-token")
+@click.option("--expires-in", type=int, help="Seconds until the access token expires.")
+@click.option("--name", default="")
+def add_connection(
+    organization_id: int,
+    platform: str,
+    account_id: str,
+    access_token: str,
+    refresh_token: str | None,
+    expires_in: int | None,
+    name: str,
+) -> None:
+    """Connect an account by hand (system-user tokens); prints the connection id."""
+    from app.db import utcnow
+    from app.models import Organization, PlatformConnection
+
+    _database()
+    if Organization.get_or_none(Organization.id == organization_id) is None:
+        raise click.ClickException(f"no organization with id {organization_id}")
+    if PlatformConnection.get_or_none(
+        PlatformConnection.platform == platform, PlatformConnection.account_id == account_id
+    ):
+        raise click.ClickException(f"{platform} account {account_id} is already connected")
+    connection = PlatformConnection(
+        organization=organization_id,
+        platform=platform,
+        account_id=account_id,
+        name=name or f"{platform} {account_id}",
+        token_expires_at=None
+        if expires_in is None
+        else utcnow() + datetime.timedelta(seconds=expires_in),
+    )
+    connection.set_tokens(access_token, refresh_token)
+    connection.save()
+    click.echo(connection.id)
+
+
+@main.command()
+@click.option("--failed", is_flag=True, help="Only events that failed to process.")
+@click.option("--since", type=click.DateTime(), help="Only events received since (UTC).")
+def replay(failed: bool, since: datetime.datetime | None) -> None:
+    """Process stored webhook events again (changes nothing already applied)."""
+    from app.models import WebhookEvent, WebhookStatus
+    from workers.inbound import process
+
+    _database()
+    query = WebhookEvent.select().order_by(WebhookEvent.id)
+    if failed:
+        query = query.where(WebhookEvent.status == WebhookStatus.FAILED)
+    if since is not None:
+        query = query.where(WebhookEvent.received_at >= since)
+    count = 0
+    for event in query.iterator():
+        process(event)
+        count += 1
+    click.echo(f"Replayed {count} webhook event(s).")
+
+
+@main.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt every stored token under the first key of SNORQ_ENCRYPTION_KEYS."""
+    from app import crypto
+    from app.models import PlatformConnection
+
+    database = _database()
+    count = 0
+    with database.atomic():
+        for connection in PlatformConnection.select().iterator():
+            connection.access_token_encrypted = crypto.reencrypt(connection.access_token_encrypted)
+            if connection.refresh_token_encrypted is not None:
+                connection.refresh_token_encrypted = crypto.reencrypt(
+                    connection.refresh_token_encrypted
+                )
+            connection.save()
+            count += 1
+    click.echo(f"Re-encrypted the tokens of {count} connection(s).")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--sandbox", is_flag=True, help="Point the platforms at the built-in simulator.")
+def run(host: str, port: int, sandbox: bool) -> None:
+    """Run web, worker and clock in one process (Ctrl-C stops everything)."""
+    from app.embedded import run_embedded
+
+    run_embedded(host, port, sandbox=sandbox)

@@ -1,0 +1,95 @@
+"""The database: one peewee proxy bound at run time, and the migration runner.
+
+SQLite (embedded default) and PostgreSQL (``DATABASE_URL``) get the same schema
+from the same migrations. On SQLite every ``database.atomic()`` begins with
+``BEGIN IMMEDIATE``, so a writer takes its lock up front instead of failing
+half-way when another thread writes too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+
+from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse
+from playhouse.migrations import Runner
+from playhouse.pool import PooledPostgresqlDatabase
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+database = DatabaseProxy()
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+#: Any number works; it only has to be the same in every `snorq migrate`.
+_MIGRATION_LOCK = 734_211_903
+
+
+def utcnow() -> datetime.datetime:
+    """The current time in UTC, naive, as every timestamp column stores it."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def open_database(settings: Settings, *, max_connections: int = 32) -> Database:
+    """A database for the settings' URL (SQLite under ``instance/`` by default)."""
+    if settings.database_url is None:
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteDatabase(
+            str(settings.sqlite_path),
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": 10_000,
+                "foreign_keys": 1,
+                "synchronous": "normal",
+            },
+            lock_type="IMMEDIATE",
+            returning_clause=True,
+        )
+    params = parse(settings.database_url)
+    return PooledPostgresqlDatabase(
+        params.pop("database"), max_connections=max_connections, stale_timeout=300, **params
+    )
+
+
+def init_database(settings: Settings) -> Database:
+    """Bind the proxy to the configured database (no connection is opened yet)."""
+    if database.obj is None:
+        database.initialize(open_database(settings))
+    return database.obj
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, PostgresqlDatabase)
+
+
+def migrate() -> list[str]:
+    """Apply pending migrations; safe to run from several processes at once.
+
+    Returns:
+      The names of the migrations applied by this call.
+    """
+    db = database.obj
+    with database.connection_context():
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            applied = Runner(db, directory=str(MIGRATIONS)).up()
+        finally:
+            if is_postgres():
+                db.execute_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    for name in applied:
+        log.info("Applied migration %s", name)
+    return applied
+
+
+def pending_migrations() -> list[str]:
+    with database.connection_context():
+        return [
+            m.name
+            for m in Runner(database.obj, directory=str(MIGRATIONS)).status()
+            if not m.applied
+        ]

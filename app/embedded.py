@@ -1,0 +1,58 @@
+"""``snorq run``: web, worker and clock in one process, for trying SNORQ with no servers.
+
+The same code as the three deployed processes, started as threads: Werkzeug's
+threaded server (so websockets work), a Dramatiq worker on the process's
+broker, and the clock on a background scheduler. Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from werkzeug.serving import make_server
+
+from app.config import get_settings
+
+log = logging.getLogger("snorq")
+
+WORKER_THREADS = 4
+
+
+def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
+    settings = get_settings()
+    for warning in settings.startup_warnings():
+        log.warning(warning)
+
+    import dramatiq
+
+    from app import create_app
+    from app.db import database, migrate
+    from scheduler.jobs import add_jobs
+    from workers.broker import QUEUES, broker
+
+    with database.connection_context():
+        migrate()
+
+    worker = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=WORKER_THREADS)
+    clock = BackgroundScheduler(timezone="UTC")
+    add_jobs(clock)
+    server = make_server(host, port, create_app(settings), threaded=True)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    worker.start()
+    clock.start()
+    log.info("SNORQ is running at http://%s:%d/ (Ctrl-C to stop)", host, port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("Stopping")
+    finally:
+        server.server_close()
+        clock.shutdown(wait=False)
+        worker.stop(timeout=10_000)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

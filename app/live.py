@@ -1,0 +1,139 @@
+"""Live events for staff pages: numbered per organization, published through Redis.
+
+Each event gets the organization's next sequence number, is kept in a bounded
+per-organization log (so a page that reconnects can ask for everything after
+the last number it saw) and is published on the organization's channel — all
+in one atomic Redis script, so the published order is the numbered order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from app.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+#: Events kept per organization for catch-up.
+RETAINED_EVENTS = 10_000
+
+_PUBLISH = """
+local seq = redis.call('INCR', KEYS[1])
+local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+redis.call('ZADD', KEYS[2], seq, event)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
+redis.call('PUBLISH', KEYS[3], event)
+return seq
+"""
+
+CHANNEL_PREFIX = "snorq:live:"
+
+
+def _keys(organization_id: int) -> list[str]:
+    base = f"snorq:events:{organization_id}"
+    return [f"{base}:seq", f"{base}:log", f"{CHANNEL_PREFIX}{organization_id}"]
+
+
+def publish(organization_id: int, event_type: str, data: dict) -> int:
+    """Number and publish one event to an organization's staff.
+
+    Returns:
+      The event's sequence number.
+    """
+    body = json.dumps({"type": event_type, "data": data}, separators=(",", ":"), default=str)
+    client = get_redis()
+    return int(client.eval(_PUBLISH, 3, *_keys(organization_id), body, RETAINED_EVENTS))
+
+
+def events_since(organization_id: int, seq: int) -> tuple[list[dict], bool]:
+    """The organization's retained events after ``seq``, oldest first.
+
+    Returns:
+      ``(events, complete)``; ``complete`` is False when events after ``seq`` were
+      already dropped from the log, so the caller should reload instead.
+    """
+    seq_key, log_key, _ = _keys(organization_id)
+    client = get_redis()
+    raw = client.zrangebyscore(log_key, f"({seq}", "+inf")
+    events = [json.loads(item) for item in raw]
+    oldest = client.zrange(log_key, 0, 0, withscores=True)
+    latest = int(client.get(seq_key) or 0)
+    complete = seq >= latest or (bool(oldest) and oldest[0][1] <= seq + 1)
+    return events, complete
+
+
+def latest_seq(organization_id: int) -> int:
+    return int(get_redis().get(_keys(organization_id)[0]) or 0)
+
+
+class Hub:
+    """Fans the organization channels out to the subscribers of one web process.
+
+    One background thread holds a single Redis subscription for the whole
+    process; each websocket gets a queue of its organization's events.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[int, set[queue.Queue]] = defaultdict(set)
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def subscription(self, organization_id: int) -> Iterator[queue.Queue]:
+        """A queue receiving the organization's events (as dicts) while open."""
+        inbox: queue.Queue = queue.Queue(maxsize=1000)
+        with self._lock:
+            self._queues[organization_id].add(inbox)
+            self._start()
+        try:
+            yield inbox
+        finally:
+            with self._lock:
+                self._queues[organization_id].discard(inbox)
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._listen()
+            except redis.RedisError:
+                log.warning("Live event subscription lost; reconnecting")
+                time.sleep(1)
+
+    def _listen(self) -> None:
+        pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+        pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
+        try:
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    self._deliver(message["channel"], message["data"])
+        finally:
+            pubsub.close()
+
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        organization_id = int(channel.decode().removeprefix(CHANNEL_PREFIX))
+        event = json.loads(data)
+        with self._lock:
+            inboxes = list(self._queues.get(organization_id, ()))
+        for inbox in inboxes:
+            try:
+                inbox.put_nowait(event)
+            except queue.Full:
+                log.warning("A live subscriber is not keeping up; it will catch up by sequence")
+
+
+hub = Hub()

@@ -1,0 +1,707 @@
+"""The only code that writes conversations and messages.
+
+Each public function makes one change in one transaction and returns the live
+notices that describe it; the caller publishes them once the transaction has
+committed (:func:`publish`), so staff never see something that was rolled back.
+
+Exactly-once rests on the database, not on checks: an external id is unique per
+connection and every insert is insert-or-ignore, so two workers storing the same
+platform message at the same moment store it once. Statuses only move forward.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from peewee import Case, fn
+
+from app import live
+from app.db import database, utcnow
+from app.models import (
+    Attachment,
+    Contact,
+    ContentType,
+    Conversation,
+    Direction,
+    EarlyStatus,
+    Message,
+    MessageStatus,
+)
+from app.platforms.errors import ErrorCode
+from app.platforms.events import ContactRef, MediaRef, MessageEvent, StatusEvent, WatermarkEvent
+from app.routing import Route
+from app.serializers import message_json, timestamp
+
+log = logging.getLogger(__name__)
+
+PREVIEW_LENGTH = 100
+
+#: The timestamp column each status sets.
+STATUS_COLUMNS = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A live event for one organization, published after the change commits."""
+
+    organization_id: int
+    type: str
+    data: dict
+
+
+def publish(notices: Iterable[Notice]) -> None:
+    for notice in notices:
+        live.publish(notice.organization_id, notice.type, notice.data)
+
+
+# -- inbound --------------------------------------------------------------------
+
+
+def record_message(route: Route, event: MessageEvent) -> list[Notice]:
+    """Store a customer's message (or an echo of a business send) once.
+
+    Returns no notices when the platform delivered this message before.
+    """
+    try:
+        with database.atomic():
+            if event.direction == Direction.OUTBOUND:
+                return _record_echo(route, event)
+            return _record_inbound(route, event)
+    except Exception:
+        _ids.clear()
+        raise
+
+
+def _record_inbound(route: Route, event: MessageEvent) -> list[Notice]:
+    contact_id = _contact_id(route, event.contact)
+    conversation_id = _conversation_id(route, contact_id, event.thread_id)
+    message = _insert_message(
+        route, conversation_id, event, status=MessageStatus.RECEIVED, sent_at=None
+    )
+    if message is None:
+        return []
+    attachments = _insert_attachments(route, message.id, event.media)
+    conversation = _touch_conversation(conversation_id, event.content, event.timestamp, True)
+    return [_new_message_notice(route, message, attachments, conversation, contact_id, event)]
+
+
+def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
+    if event.snorq_message_id is not None:
+        notices = _link_external_id(route, event.snorq_message_id, event.external_id)
+        if notices is not None:
+            return notices
+    contact_id = _contact_id(route, event.contact)
+    conversation_id = _conversation_id(route, contact_id, event.thread_id)
+    message = _insert_message(
+        route, conversation_id, event, status=MessageStatus.SENT, sent_at=event.timestamp
+    )
+    if message is None:
+        return []
+    attachments = _insert_attachments(route, message.id, event.media)
+    conversation = _touch_conversation(conversation_id, event.content, event.timestamp, False)
+    return [_new_message_notice(route, message, attachments, conversation, contact_id, event)]
+
+
+def _insert_message(
+    route: Route,
+    conversation_id: int,
+    event: MessageEvent,
+    *,
+    status: str,
+    sent_at: datetime.datetime | None,
+) -> Message | None:
+    message = Message(
+        organization=route.organization_id,
+        connection=route.connection_id,
+        conversation=conversation_id,
+        direction=event.direction,
+        content_type=event.content_type,
+        content=event.content,
+        payload=event.payload,
+        status=status,
+        external_id=event.external_id,
+        platform_timestamp=event.timestamp,
+        created_at=utcnow(),
+        sent_at=sent_at,
+    )
+    rows = (
+        Message.insert(**message.__data__)
+        .on_conflict_ignore()
+        .returning(Message.id)
+        .tuples()
+        .execute()
+    )
+    row = next(iter(rows), None)
+    if row is None:
+        return None
+    message.id = row[0]
+    return message
+
+
+def _insert_attachments(route: Route, message_id: int, media: tuple[MediaRef, ...]):
+    attachments = []
+    for ref in media:
+        attachments.append(
+            Attachment.create(
+                organization=route.organization_id,
+                message=message_id,
+                kind=ref.kind,
+                platform_media_id=ref.media_id,
+                source_url=ref.url,
+                mime_type=ref.mime_type,
+                filename=ref.filename,
+                sha256=ref.sha256,
+            )
+        )
+    return attachments
+
+
+def _touch_conversation(
+    conversation_id: int, content: str, at: datetime.datetime, inbound: bool
+) -> dict:
+    """Move the conversation's preview and clocks forward; count an unread message."""
+    newer = Conversation.last_message_at.is_null() | (Conversation.last_message_at <= at)
+    changes = {
+        Conversation.last_message_preview: Case(
+            None, [(newer, content[:PREVIEW_LENGTH])], Conversation.last_message_preview
+        ),
+        Conversation.last_message_at: Case(None, [(newer, at)], Conversation.last_message_at),
+    }
+    if inbound:
+        changes[Conversation.last_inbound_at] = Case(
+            None,
+            [
+                (
+                    Conversation.last_inbound_at.is_null() | (Conversation.last_inbound_at < at),
+                    at,
+                )
+            ],
+            Conversation.last_inbound_at,
+        )
+        changes[Conversation.unread_count] = Conversation.unread_count + 1
+    row = (
+        Conversation.update(changes)
+        .where(Conversation.id == conversation_id)
+        .returning(
+            Conversation.last_message_preview,
+            Conversation.last_message_at,
+            Conversation.last_inbound_at,
+            Conversation.unread_count,
+        )
+        .tuples()
+        .execute()
+    )
+    preview, last_message_at, last_inbound_at, unread_count = next(iter(row))
+    return {
+        "id": conversation_id,
+        "last_message_preview": preview,
+        "last_message_at": timestamp(_as_datetime(last_message_at)),
+        "last_inbound_at": timestamp(_as_datetime(last_inbound_at)),
+        "unread_count": unread_count,
+    }
+
+
+def _new_message_notice(route, message, attachments, conversation, contact_id, event) -> Notice:
+    contact = event.contact
+    conversation["platform"] = route.platform
+    conversation["connection_id"] = route.connection_id
+    conversation["contact"] = {
+        "id": contact_id,
+        "external_id": contact.external_id,
+        "display_name": contact.display_name,
+        "phone": contact.phone,
+        "username": contact.username,
+    }
+    return Notice(
+        route.organization_id,
+        "new:message",
+        {"message": message_json(message, attachments), "conversation": conversation},
+    )
+
+
+# -- contacts and conversations (ids cached: rows are never re-keyed) ----------------
+
+
+class _IdCache:
+    """A bounded, thread-safe map of natural keys to row ids already committed."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_ids = _IdCache()
+
+
+def _contact_id(route: Route, ref: ContactRef) -> int:
+    key = ("contact", route.organization_id, route.platform, ref)
+    cached = _ids.get(key)
+    if cached is not None:
+        return cached
+    contact = _find_contact(route, ref)
+    if contact is None:
+        Contact.insert(
+            organization=route.organization_id,
+            platform=route.platform,
+            external_id=ref.external_id,
+            phone=ref.phone,
+            username=ref.username,
+            display_name=ref.display_name,
+        ).on_conflict_ignore().execute()
+        contact = _find_contact(route, ref)
+    else:
+        _refresh_contact(contact, ref)
+    _ids.put(key, contact.id)
+    return contact.id
+
+
+def _find_contact(route: Route, ref: ContactRef) -> Contact | None:
+    """The contact ``ref`` names: by its id, or (WhatsApp) by the phone number it had."""
+    matches = Contact.external_id == ref.external_id
+    if ref.phone:
+        matches |= Contact.phone == ref.phone
+    candidates = list(
+        Contact.select()
+        .where(
+            Contact.organization == route.organization_id,
+            Contact.platform == route.platform,
+            matches,
+        )
+        .order_by(Contact.id)
+    )
+    exact = [c for c in candidates if c.external_id == ref.external_id]
+    return (exact or candidates or [None])[0]
+
+
+def _refresh_contact(contact: Contact, ref: ContactRef) -> None:
+    """Keep what the platform now says: a business-scoped id, the number, the name."""
+    changes = {}
+    if contact.external_id != ref.external_id and contact.external_id == contact.phone:
+        changes[Contact.external_id] = ref.external_id
+    for field, value in (
+        (Contact.phone, ref.phone),
+        (Contact.display_name, ref.display_name),
+        (Contact.username, ref.username),
+    ):
+        if value and getattr(contact, field.name) != value:
+            changes[field] = value
+    if changes:
+        Contact.update(changes).where(Contact.id == contact.id).execute()
+
+
+def _conversation_id(route: Route, contact_id: int, thread_id: str | None) -> int:
+    key = ("conversation", route.connection_id, contact_id, thread_id)
+    cached = _ids.get(key)
+    if cached is not None:
+        return cached
+    Conversation.insert(
+        organization=route.organization_id,
+        connection=route.connection_id,
+        contact=contact_id,
+        external_thread_id=thread_id,
+    ).on_conflict_ignore().execute()
+    conversation = Conversation.get(
+        Conversation.connection == route.connection_id, Conversation.contact == contact_id
+    )
+    if thread_id and conversation.external_thread_id != thread_id:
+        Conversation.update(external_thread_id=thread_id).where(
+            Conversation.id == conversation.id
+        ).execute()
+    _ids.put(key, conversation.id)
+    return conversation.id
+
+
+# -- statuses ------------------------------------------------------------------------
+
+
+def _earlier(status: str) -> list[str]:
+    """The statuses an outbound message may hold for ``status`` to move it forward."""
+    if status == MessageStatus.FAILED:
+        return [MessageStatus.PENDING, MessageStatus.SENT, MessageStatus.DELIVERED]
+    rank = MessageStatus.ORDER[status]
+    return [name for name, order in MessageStatus.ORDER.items() if order < rank]
+
+
+def _status_changes(status: str, at: datetime.datetime) -> dict:
+    """Set ``status`` and its timestamp, and fill the earlier ones it implies."""
+    changes = {Message.status: status}
+    implied = [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ]
+    if status in implied:
+        for earlier in implied[: implied.index(status) + 1]:
+            column = getattr(Message, STATUS_COLUMNS[earlier])
+            changes[column] = fn.COALESCE(column, at)
+    else:
+        changes[getattr(Message, STATUS_COLUMNS[status])] = at
+    return changes
+
+
+def apply_status(route: Route, event: StatusEvent) -> list[Notice]:
+    """Move one outbound message forward; keep the status if the message is not known yet."""
+
+    def advance() -> list[Message]:
+        return _advance(
+            Message.connection == route.connection_id,
+            Message.external_id == event.external_id,
+            status=event.status,
+            at=event.timestamp,
+            error_code=event.error_code,
+            error_message=event.error_message,
+        )
+
+    with database.atomic():
+        changed = advance()
+        if changed or _exists(route, event.external_id):
+            return _status_notices(route.organization_id, changed)
+        if event.snorq_message_id is not None:
+            linked = _link_external_id(route, event.snorq_message_id, event.external_id)
+            if linked is not None:
+                return linked + _status_notices(route.organization_id, advance())
+        EarlyStatus.insert(
+            connection=route.connection_id,
+            external_id=event.external_id,
+            status=event.status,
+            occurred_at=event.timestamp,
+            error_code=event.error_code,
+            error_message=event.error_message,
+        ).on_conflict_ignore().execute()
+        return []
+
+
+def apply_watermark(route: Route, event: WatermarkEvent) -> list[Notice]:
+    """Everything sent to the contact at or before the watermark reached the status."""
+    with database.atomic():
+        conversation_ids = (
+            Conversation.select(Conversation.id)
+            .join(Contact)
+            .where(
+                Conversation.connection == route.connection_id,
+                Contact.external_id == event.contact_external_id,
+            )
+        )
+        changed = _advance(
+            Message.conversation.in_(conversation_ids),
+            Message.direction == Direction.OUTBOUND,
+            fn.COALESCE(Message.platform_timestamp, Message.sent_at) <= event.watermark,
+            status=event.status,
+            at=event.watermark,
+        )
+        return _status_notices(route.organization_id, changed)
+
+
+def _advance(*where, status: str, at: datetime.datetime, error_code=None, error_message=None):
+    changes = _status_changes(status, at)
+    if status == MessageStatus.FAILED:
+        changes[Message.error_code] = error_code or ErrorCode.REJECTED
+        changes[Message.error_message] = error_message or "The platform could not deliver it."
+    query = (
+        Message.update(changes)
+        .where(*where, Message.status.in_(_earlier(status)))
+        .returning(Message)
+    )
+    return list(query.execute())
+
+
+def _exists(route: Route, external_id: str) -> bool:
+    return (
+        Message.select(Message.id)
+        .where(Message.connection == route.connection_id, Message.external_id == external_id)
+        .exists()
+    )
+
+
+def _status_notices(organization_id: int, messages: list[Message]) -> list[Notice]:
+    return [
+        Notice(organization_id, "message:status", {"message": message_json(m)}) for m in messages
+    ]
+
+
+def _as_datetime(value):
+    """SQLite hands back RETURNING timestamps as text; PostgreSQL as datetimes."""
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value)
+    return value
+
+
+# -- outbound ------------------------------------------------------------------------
+
+
+def create_outbound(
+    conversation: Conversation,
+    *,
+    user_id: int | None,
+    content: str,
+    content_type: str = ContentType.TEXT,
+    options: dict | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Message, list[Notice]]:
+    """Store a staff reply as PENDING; the same idempotency key returns the first one.
+
+    Returns:
+      ``(message, notices)``; no notices when the key was used before.
+    """
+    with database.atomic():
+        now = utcnow()
+        message = Message(
+            organization=conversation.organization_id,
+            connection=conversation.connection_id,
+            conversation=conversation.id,
+            direction=Direction.OUTBOUND,
+            content_type=content_type,
+            content=content,
+            payload=options,
+            status=MessageStatus.PENDING,
+            sent_by=user_id,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+        rows = (
+            Message.insert(**message.__data__)
+            .on_conflict_ignore()
+            .returning(Message.id)
+            .tuples()
+            .execute()
+        )
+        row = next(iter(rows), None)
+        if row is None:
+            return Message.get(
+                Message.conversation == conversation.id,
+                Message.idempotency_key == idempotency_key,
+            ), []
+        message.id = row[0]
+        summary = _touch_conversation(conversation.id, content, now, False)
+        summary["platform"] = conversation.connection.platform
+        summary["connection_id"] = conversation.connection_id
+        return message, [
+            Notice(
+                conversation.organization_id,
+                "new:message",
+                {"message": message_json(message), "conversation": summary},
+            )
+        ]
+
+
+def claim_send(message_id: int, lease: datetime.timedelta) -> Message | None:
+    """Take the right to send a PENDING message for ``lease``; None if someone else has it.
+
+    A message whose send went unanswered (SEND_UNCONFIRMED) is never claimed again:
+    it may have been delivered, and sending it twice is worse than failing it.
+    """
+    now = utcnow()
+    rows = (
+        Message.update(
+            send_lease_until=now + lease,
+            send_after=None,
+            send_attempts=Message.send_attempts + 1,
+        )
+        .where(
+            Message.id == message_id,
+            Message.status == MessageStatus.PENDING,
+            Message.send_lease_until.is_null() | (Message.send_lease_until < now),
+            Message.error_code.is_null() | (Message.error_code != ErrorCode.SEND_UNCONFIRMED),
+        )
+        .returning(Message)
+        .execute()
+    )
+    return next(iter(rows), None)
+
+
+def defer_send(message_id: int, until: datetime.datetime) -> None:
+    """Give up the claim until ``until`` (waiting for a rate-limit token or a retry)."""
+    Message.update(send_after=until, send_lease_until=None).where(
+        Message.id == message_id, Message.status == MessageStatus.PENDING
+    ).execute()
+
+
+def record_sent(message_id: int, external_id: str) -> list[Notice]:
+    """The platform accepted the message and named it ``external_id``."""
+    with database.atomic():
+        message = Message.get_or_none(Message.id == message_id)
+        if message is None:
+            return []
+        return _attach_external_id(message, external_id, utcnow())
+
+
+def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
+    """The send ended without reaching the platform; staff read ``reason``."""
+    with database.atomic():
+        rows = (
+            Message.update(
+                status=MessageStatus.FAILED,
+                failed_at=utcnow(),
+                error_code=int(code),
+                error_message=reason,
+                send_lease_until=None,
+            )
+            .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
+            .returning(Message)
+            .execute()
+        )
+        return _status_notices_for(rows)
+
+
+def record_unconfirmed(message_id: int, reason: str) -> list[Notice]:
+    """The platform never answered the send: keep it PENDING, awaiting its webhooks.
+
+    A status or echo naming this message settles it; otherwise the clock's sweep
+    fails it with SEND_UNCONFIRMED once the wait is over.
+    """
+    with database.atomic():
+        rows = (
+            Message.update(
+                error_code=ErrorCode.SEND_UNCONFIRMED,
+                error_message=reason,
+                send_lease_until=None,
+            )
+            .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
+            .returning(Message)
+            .execute()
+        )
+        return _status_notices_for(rows)
+
+
+def retry_failed(message: Message) -> list[Notice]:
+    """Start a new attempt for a FAILED reply (the staff's retry button)."""
+    with database.atomic():
+        rows = (
+            Message.update(
+                status=MessageStatus.PENDING,
+                failed_at=None,
+                error_code=None,
+                error_message=None,
+                send_after=None,
+                send_lease_until=None,
+            )
+            .where(Message.id == message.id, Message.status == MessageStatus.FAILED)
+            .returning(Message)
+            .execute()
+        )
+        return _status_notices_for(rows)
+
+
+def mark_conversation_read(conversation: Conversation) -> list[Notice]:
+    """Staff have seen everything in the conversation."""
+    with database.atomic():
+        Conversation.update(unread_count=0).where(Conversation.id == conversation.id).execute()
+    return [
+        Notice(
+            conversation.organization_id,
+            "conversation:read",
+            {"conversation_id": conversation.id, "unread_count": 0},
+        )
+    ]
+
+
+def _link_external_id(route: Route, snorq_message_id: int, external_id: str):
+    """Link a platform id to SNORQ's own message; None if that message is not ours."""
+    message = Message.get_or_none(
+        Message.id == snorq_message_id,
+        Message.connection == route.connection_id,
+        Message.direction == Direction.OUTBOUND,
+    )
+    if message is None:
+        return None
+    if message.external_id is not None:
+        return []
+    return _attach_external_id(message, external_id, utcnow())
+
+
+def _attach_external_id(message: Message, external_id: str, at: datetime.datetime):
+    """Record SENT with the platform's id, then apply statuses that arrived first."""
+    notices = []
+    twin = Message.get_or_none(
+        Message.connection == message.connection_id,
+        Message.external_id == external_id,
+        Message.id != message.id,
+    )
+    if twin is not None:
+        # The platform's echo of this very send was stored before the send returned.
+        twin.delete_instance()
+        notices.append(
+            Notice(
+                message.organization_id,
+                "message:deleted",
+                {"id": twin.id, "conversation_id": twin.conversation_id},
+            )
+        )
+    rows = (
+        Message.update(
+            status=Case(
+                None,
+                [(Message.status == MessageStatus.PENDING, MessageStatus.SENT)],
+                Message.status,
+            ),
+            external_id=external_id,
+            sent_at=fn.COALESCE(Message.sent_at, at),
+            error_code=None,
+            error_message=None,
+            send_lease_until=None,
+        )
+        .where(Message.id == message.id, Message.external_id.is_null())
+        .returning(Message)
+        .execute()
+    )
+    updated = list(rows)
+    if not updated:
+        return notices
+    notices.append(
+        Notice(message.organization_id, "message:sent", {"message": message_json(updated[0])})
+    )
+    early = list(
+        EarlyStatus.select()
+        .where(
+            EarlyStatus.connection == message.connection_id,
+            EarlyStatus.external_id == external_id,
+        )
+        .order_by(EarlyStatus.occurred_at)
+    )
+    if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
+        at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
+        early.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
+    for status in sorted(early, key=lambda s: MessageStatus.ORDER.get(s.status, 9)):
+        changed = _advance(
+            Message.id == message.id,
+            status=status.status,
+            at=status.occurred_at,
+            error_code=status.error_code,
+            error_message=status.error_message,
+        )
+        notices += _status_notices(message.organization_id, changed)
+    EarlyStatus.delete().where(
+        EarlyStatus.connection == message.connection_id, EarlyStatus.external_id == external_id
+    ).execute()
+    return notices
+
+
+def _status_notices_for(rows) -> list[Notice]:
+    messages = list(rows)
+    if not messages:
+        return []
+    return _status_notices(messages[0].organization_id, messages)

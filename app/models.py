@@ -1,0 +1,331 @@
+"""The peewee models: organizations, staff, platform connections and conversations.
+
+The schema itself is created by the versioned migrations in ``app/migrations``;
+these classes describe it to the code. Every timestamp is naive UTC.
+"""
+
+from __future__ import annotations
+
+import json
+
+from peewee import (
+    AutoField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from app import crypto
+from app.db import database, utcnow
+
+
+class JSONField(TextField):
+    """A JSON document stored as text (the same on SQLite and PostgreSQL)."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Organization(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=200)
+    created_at = DateTimeField(default=utcnow)
+
+
+class User(BaseModel):
+    """A staff member; belongs to exactly one organization."""
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="users", on_delete="CASCADE")
+    email = CharField(max_length=254, unique=True)
+    password_hash = CharField(max_length=255)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "staff_user"
+
+
+class ApiToken(BaseModel):
+    """A bearer token for scripts; only its SHA-256 digest is stored."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="api_tokens", on_delete="CASCADE")
+    token_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+
+
+class ConnectionStatus:
+    ACTIVE = "ACTIVE"
+    NEEDS_REAUTH = "NEEDS_REAUTH"
+
+
+class PlatformConnection(BaseModel):
+    """One WhatsApp phone number, Facebook Page or TikTok business account.
+
+    ``account_id`` is the id the platform puts in its webhooks (phone-number id,
+    Page id, TikTok business id), so it routes every webhook to its organization.
+    Tokens are stored encrypted; read them with :meth:`access_token`.
+    """
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="connections", on_delete="CASCADE")
+    platform = CharField(max_length=16)
+    account_id = CharField(max_length=128)
+    name = CharField(max_length=200, default="")
+    access_token_encrypted = TextField()
+    refresh_token_encrypted = TextField(null=True)
+    token_expires_at = DateTimeField(null=True)
+    refresh_expires_at = DateTimeField(null=True)
+    status = CharField(max_length=16, default=ConnectionStatus.ACTIVE)
+    status_reason = TextField(default="")
+    daily_quota = IntegerField(null=True)
+    burst_limit = IntegerField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("platform", "account_id"), True),)
+
+    def access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted)
+
+    def refresh_token(self) -> str | None:
+        if self.refresh_token_encrypted is None:
+            return None
+        return crypto.decrypt(self.refresh_token_encrypted)
+
+    def set_tokens(self, access_token: str, refresh_token: str | None = None) -> None:
+        self.access_token_encrypted = crypto.encrypt(access_token)
+        if refresh_token is not None:
+            self.refresh_token_encrypted = crypto.encrypt(refresh_token)
+
+
+class Contact(BaseModel):
+    """A customer on one platform. WhatsApp keys on the BSUID when there is one."""
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="contacts", on_delete="CASCADE")
+    platform = CharField(max_length=16)
+    external_id = CharField(max_length=128)
+    phone = CharField(max_length=32, null=True)
+    username = CharField(max_length=128, null=True)
+    display_name = CharField(max_length=200, null=True)
+    avatar_key = CharField(max_length=255, null=True)
+    profile_fetched_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("organization", "platform", "external_id"), True),
+            (("organization", "platform", "phone"), False),
+        )
+
+
+class Conversation(BaseModel):
+    """The one thread between a connection and a contact."""
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="conversations", on_delete="CASCADE")
+    connection = ForeignKeyField(PlatformConnection, backref="conversations", on_delete="CASCADE")
+    contact = ForeignKeyField(Contact, backref="conversations", on_delete="CASCADE")
+    external_thread_id = CharField(max_length=128, null=True)
+    last_message_preview = CharField(max_length=100, default="")
+    last_message_at = DateTimeField(null=True)
+    last_inbound_at = DateTimeField(null=True)
+    unread_count = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("connection", "contact"), True),
+            (("organization", "last_message_at"), False),
+        )
+
+
+class Direction:
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class MessageStatus:
+    PENDING = "PENDING"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+    FAILED = "FAILED"
+    RECEIVED = "RECEIVED"
+
+    #: Forward order of an outbound message's status; FAILED is terminal.
+    ORDER = {PENDING: 0, SENT: 1, DELIVERED: 2, READ: 3}
+
+
+class ContentType:
+    TEXT = "TEXT"
+    IMAGE = "IMAGE"
+    VIDEO = "VIDEO"
+    AUDIO = "AUDIO"
+    DOCUMENT = "DOCUMENT"
+    STICKER = "STICKER"
+    LOCATION = "LOCATION"
+    CONTACTS = "CONTACTS"
+    INTERACTIVE = "INTERACTIVE"
+    REACTION = "REACTION"
+    TEMPLATE = "TEMPLATE"
+    POSTBACK = "POSTBACK"
+    SHARE = "SHARE"
+    SYSTEM = "SYSTEM"
+    UNSUPPORTED = "UNSUPPORTED"
+
+
+class Message(BaseModel):
+    """One message in a conversation, inbound or outbound.
+
+    An external id is unique per connection, so a platform's retry of a webhook
+    can never store a message twice. Each status has its own timestamp.
+    """
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    connection = ForeignKeyField(PlatformConnection, on_delete="CASCADE")
+    conversation = ForeignKeyField(Conversation, backref="messages", on_delete="CASCADE")
+    direction = CharField(max_length=8)
+    content_type = CharField(max_length=16, default=ContentType.TEXT)
+    content = TextField(default="")
+    payload = JSONField(null=True)
+    status = CharField(max_length=16)
+    external_id = CharField(max_length=255, null=True)
+    error_code = IntegerField(null=True)
+    error_message = TextField(null=True)
+    sent_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    idempotency_key = CharField(max_length=128, null=True)
+    platform_timestamp = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+    delivered_at = DateTimeField(null=True)
+    read_at = DateTimeField(null=True)
+    failed_at = DateTimeField(null=True)
+    send_after = DateTimeField(null=True)
+    send_lease_until = DateTimeField(null=True)
+    send_attempts = IntegerField(default=0)
+
+    class Meta:
+        indexes = (
+            (("connection", "external_id"), True),
+            (("conversation", "idempotency_key"), True),
+            (("conversation", "id"), False),
+            (("status", "created_at"), False),
+        )
+
+
+class AttachmentStatus:
+    PENDING = "PENDING"
+    AVAILABLE = "AVAILABLE"
+    FAILED = "FAILED"
+
+
+class Attachment(BaseModel):
+    """A media file of a message: fetched from the platform, then kept in storage."""
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
+    kind = CharField(max_length=16)
+    platform_media_id = CharField(max_length=255, null=True)
+    source_url = TextField(null=True)
+    mime_type = CharField(max_length=255, null=True)
+    filename = CharField(max_length=255, null=True)
+    size = IntegerField(null=True)
+    sha256 = CharField(max_length=128, null=True)
+    status = CharField(max_length=16, default=AttachmentStatus.PENDING)
+    storage_key = CharField(max_length=255, null=True)
+    error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class EarlyStatus(BaseModel):
+    """A status webhook for an outbound message whose external id is not known yet.
+
+    Kept until the send records its external id, then applied in order.
+    """
+
+    id = AutoField()
+    connection = ForeignKeyField(PlatformConnection, on_delete="CASCADE")
+    external_id = CharField(max_length=255)
+    status = CharField(max_length=16)
+    occurred_at = DateTimeField()
+    error_code = IntegerField(null=True)
+    error_message = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("connection", "external_id", "status"), True),)
+
+
+class WebhookStatus:
+    RECEIVED = "RECEIVED"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+
+
+class WebhookEvent(BaseModel):
+    """A webhook body exactly as the platform sent it, kept for audit and replay."""
+
+    id = AutoField()
+    delivery_id = CharField(max_length=64, unique=True)
+    platform = CharField(max_length=16)
+    body = BlobField()
+    received_at = DateTimeField()
+    processed_at = DateTimeField(null=True)
+    status = CharField(max_length=16, default=WebhookStatus.RECEIVED)
+    error = TextField(null=True)
+
+    class Meta:
+        indexes = ((("status", "received_at"), False),)
+
+
+class AuditLog(BaseModel):
+    """Every platform interaction: who, what, and the outcome (never a token or body)."""
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, null=True, on_delete="CASCADE")
+    connection = ForeignKeyField(PlatformConnection, null=True, on_delete="SET NULL")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    platform = CharField(max_length=16)
+    action = CharField(max_length=64)
+    ok = BooleanField()
+    detail = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("organization", "created_at"), False),)
+
+
+ALL_MODELS = [
+    Organization,
+    User,
+    ApiToken,
+    PlatformConnection,
+    Contact,
+    Conversation,
+    Message,
+    Attachment,
+    EarlyStatus,
+    WebhookEvent,
+    AuditLog,
+]

@@ -1,0 +1,72 @@
+"""The one HTTP client setup for calls to the platforms.
+
+Network failures become :class:`TemporaryError` with a message that names only
+the host (a URL's query can hold a secret). A failure after the request may
+have left (no response, connection reset) is marked ``maybe_delivered``, so a
+send is never blindly repeated into a duplicate.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from app.config import get_settings
+from app.platforms.errors import ErrorCode, TemporaryError
+
+#: Seconds to wait for a connection before giving up on it.
+CONNECT_TIMEOUT = 3.05
+
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    """This thread's session (connection pooling without sharing across threads)."""
+    current = getattr(_local, "session", None)
+    if current is None:
+        current = _local.session = requests.Session()
+        current.headers["User-Agent"] = "SNORQ/0.1"
+    return current
+
+
+def request(method: str, url: str, **kwargs) -> requests.Response:
+    """Make one HTTP request with SNORQ's timeouts.
+
+    Raises:
+      TemporaryError: the platform could not be reached or did not answer.
+    """
+    kwargs.setdefault("timeout", (CONNECT_TIMEOUT, get_settings().http_timeout))
+    host = urlsplit(url).hostname or "the platform"
+    try:
+        return session().request(method, url, **kwargs)
+    except requests.ConnectTimeout:
+        raise TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE, f"Could not connect to {host} in time."
+        ) from None
+    except requests.ConnectionError as error:
+        if _never_connected(error):
+            raise TemporaryError(
+                ErrorCode.PLATFORM_UNAVAILABLE, f"Could not connect to {host}."
+            ) from None
+        raise TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE,
+            f"The connection to {host} broke before it answered.",
+            maybe_delivered=True,
+        ) from None
+    except requests.ReadTimeout:
+        raise TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE, f"{host} did not answer in time.", maybe_delivered=True
+        ) from None
+    except requests.RequestException as error:
+        raise TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE, f"Request to {host} failed ({type(error).__name__})."
+        ) from None
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)
+    return isinstance(reason, NewConnectionError | ConnectionRefusedError)

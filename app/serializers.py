@@ -1,0 +1,83 @@
+"""The JSON shapes of the public API, shared by the HTTP API and the live events."""
+
+from __future__ import annotations
+
+import datetime
+
+from app.models import Attachment, Contact, Conversation, Message, PlatformConnection
+
+
+def timestamp(value: datetime.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as every API field carries it."""
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+def message_json(message: Message, attachments: list[Attachment] | None = None) -> dict:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "content": message.content,
+        "content_type": message.content_type,
+        "status": message.status,
+        "external_id": message.external_id,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+        "sent_by": message.sent_by_id,
+        "created_at": timestamp(message.created_at),
+        "sent_at": timestamp(message.sent_at),
+        "delivered_at": timestamp(message.delivered_at),
+        "read_at": timestamp(message.read_at),
+        "failed_at": timestamp(message.failed_at),
+        "attachments": [attachment_json(a) for a in attachments or ()],
+    }
+
+
+def attachment_json(attachment: Attachment) -> dict:
+    return {
+        "id": attachment.id,
+        "kind": attachment.kind,
+        "status": attachment.status,
+        "mime_type": attachment.mime_type,
+        "filename": attachment.filename,
+        "size": attachment.size,
+        "error": attachment.error,
+        "url": f"/api/v1/attachments/{attachment.id}" if attachment.storage_key else None,
+    }
+
+
+def contact_json(contact: Contact) -> dict:
+    return {
+        "id": contact.id,
+        "external_id": contact.external_id,
+        "display_name": contact.display_name,
+        "phone": contact.phone,
+        "username": contact.username,
+        "avatar_url": f"/api/v1/contacts/{contact.id}/avatar" if contact.avatar_key else None,
+    }
+
+
+def conversation_json(conversation: Conversation, contact: Contact, can_reply: bool) -> dict:
+    return {
+        "id": conversation.id,
+        "platform": contact.platform,
+        "connection_id": conversation.connection_id,
+        "contact": contact_json(contact),
+        "last_message_preview": conversation.last_message_preview,
+        "last_message_at": timestamp(conversation.last_message_at),
+        "last_inbound_at": timestamp(conversation.last_inbound_at),
+        "unread_count": conversation.unread_count,
+        "can_reply": can_reply,
+    }
+
+
+def connection_json(connection: PlatformConnection) -> dict:
+    return {
+        "id": connection.id,
+        "platform": connection.platform,
+        "account_id": connection.account_id,
+        "name": connection.name,
+        "status": connection.status,
+        "status_reason": connection.status_reason,
+        "token_expires_at": timestamp(connection.token_expires_at),
+    }

@@ -1,0 +1,1 @@
+"""The web process's blueprints: thin handlers that verify, authorize and enqueue."""

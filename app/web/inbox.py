@@ -1,0 +1,11 @@
+"""(filled in by its issue)"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("inbox", __name__)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,62 @@
+"""Webhook endpoints: verify the signature over the raw body, queue it, acknowledge.
+
+Nothing here parses a payload or touches the database: a verified body goes to
+the inbound queue as received, and the platform hears 200 only once it is there.
+If the broker cannot take it, the platform hears 503 and delivers it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from dramatiq.errors import BrokerError
+from flask import Blueprint, Flask, Response, abort, current_app, request
+from redis import RedisError
+
+from app.platforms import PLATFORMS
+from app.web.intake import Intake
+from workers.inbound import ingest_webhooks
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks")
+
+intake = Intake(ingest_webhooks.send)
+
+
+def _platform(name: str):
+    platform = PLATFORMS.get(name)
+    if platform is None:
+        abort(404)
+    return platform
+
+
+@bp.get("/<name>")
+def subscribe(name: str):
+    """Meta's subscription handshake: echo the challenge only for our verify token."""
+    challenge = _platform(name).verify_subscription(request.args)
+    if challenge is None:
+        return Response("Verification failed.\n", status=403, mimetype="text/plain")
+    return Response(challenge, mimetype="text/plain")
+
+
+@bp.post("/<name>")
+def receive(name: str):
+    platform = _platform(name)
+    request.max_content_length = current_app.config["SNORQ_SETTINGS"].webhook_max_bytes
+    body = request.get_data(cache=False)
+    if not platform.verify_signature(body, request.headers, time.time()):
+        return Response("Invalid or missing signature.\n", status=401, mimetype="text/plain")
+    delivery = [uuid.uuid4().hex, name, body.decode("utf-8", "surrogateescape"), time.time()]
+    try:
+        intake.submit(delivery, len(body))
+    except (RedisError, BrokerError, OSError) as error:
+        log.error("Could not queue a %s webhook (%s); answered 503", name, type(error).__name__)
+        return Response("Queue unavailable; retry later.\n", status=503, mimetype="text/plain")
+    return Response("OK\n", mimetype="text/plain")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,54 @@
+"""What the clock enqueues, and when.
+
+Each job only enqueues work for the workers. Jobs run cron-aligned (every N
+minutes on the minute), so every clock process fires at the same instants; a
+Redis lock per scheduled run keeps a second clock (a deploy overlap, a
+mistaken scale-up) from enqueueing the same run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from app.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+
+def run_once(name: str, period_minutes: int, job: Callable[[], object]) -> bool:
+    """Run ``job`` unless another clock already ran this scheduled run.
+
+    The run is named by the nearest multiple of the period, so clocks whose
+    times differ by less than half a period agree on it.
+
+    Returns:
+      True if this process ran it.
+    """
+    period = period_minutes * 60
+    run = round(time.time() / period)
+    if not get_redis().set(f"snorq:clock:{name}:{run}", "1", nx=True, ex=2 * period):
+        log.info("Another clock already ran %s", name)
+        return False
+    job()
+    return True
+
+
+def _every(scheduler: BaseScheduler, minutes: int, name: str, job: Callable[[], object]):
+    scheduler.add_job(
+        run_once,
+        "cron",
+        minute=f"*/{minutes}",
+        args=(name, minutes, job),
+        id=name,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=30,
+    )
+
+
+def add_jobs(scheduler: BaseScheduler) -> None:
+    """Register every periodic job on ``scheduler`` (cron-aligned, in UTC)."""

@@ -1,0 +1,95 @@
+import pytest
+from peewee import IntegrityError, SqliteDatabase
+from playhouse.migrations import Runner
+
+from app.db import MIGRATIONS, database, migrate
+from app.models import (
+    ALL_MODELS,
+    Contact,
+    Conversation,
+    Direction,
+    Message,
+    MessageStatus,
+    PlatformConnection,
+)
+from tests.fixtures import make_connection
+
+
+def _schema(db) -> dict:
+    return {
+        table: (
+            sorted(c.name for c in db.get_columns(table)),
+            sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)),
+        )
+        for table in sorted(db.get_tables())
+    }
+
+
+def test_migrating_again_changes_nothing():
+    with database.connection_context():
+        before = _schema(database.obj)
+        assert migrate() == []
+        assert _schema(database.obj) == before
+
+
+def test_migrations_build_every_model_table_on_a_fresh_database(tmp_path):
+    fresh = SqliteDatabase(str(tmp_path / "fresh.db"))
+    runner = Runner(fresh, directory=str(MIGRATIONS))
+    assert runner.up() == ["0001_initial"]
+    once = _schema(fresh)
+    assert runner.up() == []
+    assert _schema(fresh) == once
+    for model in ALL_MODELS:
+        columns = {field.column_name for field in model._meta.sorted_fields}
+        assert set(once[model._meta.table_name][0]) == columns, model.__name__
+
+
+def test_an_account_belongs_to_one_connection(org, other_org):
+    make_connection(org, "whatsapp", "555")
+    with pytest.raises(IntegrityError), database.atomic():
+        make_connection(other_org, "whatsapp", "555")
+    assert PlatformConnection.select().count() == 1
+
+
+def test_a_contact_is_unique_per_organization_and_platform(org, other_org):
+    Contact.create(organization=org, platform="facebook", external_id="psid-1")
+    Contact.create(organization=org, platform="tiktok", external_id="psid-1")
+    Contact.create(organization=other_org, platform="facebook", external_id="psid-1")
+    with pytest.raises(IntegrityError), database.atomic():
+        Contact.create(organization=org, platform="facebook", external_id="psid-1")
+
+
+def test_one_conversation_per_connection_and_contact(org):
+    connection = make_connection(org, "facebook")
+    contact = Contact.create(organization=org, platform="facebook", external_id="psid-1")
+    Conversation.create(organization=org, connection=connection, contact=contact)
+    with pytest.raises(IntegrityError), database.atomic():
+        Conversation.create(organization=org, connection=connection, contact=contact)
+
+
+def test_an_external_message_id_is_unique_per_connection(org):
+    first = make_connection(org, "whatsapp", "111")
+    second = make_connection(org, "whatsapp", "222")
+
+    def message(connection, external_id):
+        contact, _ = Contact.get_or_create(
+            organization=org, platform="whatsapp", external_id="15550001"
+        )
+        conversation, _ = Conversation.get_or_create(
+            organization=org, connection=connection, contact=contact
+        )
+        return Message.create(
+            organization=org,
+            connection=connection,
+            conversation=conversation,
+            direction=Direction.INBOUND,
+            status=MessageStatus.RECEIVED,
+            external_id=external_id,
+        )
+
+    message(first, "wamid.A")
+    message(second, "wamid.A")
+    message(first, None)
+    message(first, None)
+    with pytest.raises(IntegrityError), database.atomic():
+        message(first, "wamid.A")

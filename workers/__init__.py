@@ -1,0 +1,5 @@
+"""The Dramatiq actors; ``dramatiq workers`` imports this package to find them all."""
+
+from workers import broker, inbound
+
+__all__ = ["broker", "inbound"]
