@@ -158,3 +158,20 @@ def hmac_sha256_hex(secret: str, payload: bytes) -> str:
 def same_secret(expected: str, received: str) -> bool:
     """Constant-time comparison of two secrets, whatever characters ``received`` has."""
     return hmac.compare_digest(expected.encode(), received.encode("utf-8", "replace"))
+
+
+#: How SNORQ names its own message in the fields a platform echoes back
+#: (Messenger ``message.metadata``, WhatsApp ``biz_opaque_callback_data``).
+_REFERENCE_PREFIX = "snorq:"
+
+
+def snorq_reference(message_id: int) -> str:
+    return f"{_REFERENCE_PREFIX}{message_id}"
+
+
+def parse_snorq_reference(value: object) -> int | None:
+    """SNORQ's message id from an echoed reference, or None if it is not one of ours."""
+    if not isinstance(value, str) or not value.startswith(_REFERENCE_PREFIX):
+        return None
+    number = value.removeprefix(_REFERENCE_PREFIX)
+    return int(number) if number.isdigit() else None
