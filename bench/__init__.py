@@ -1,0 +1,1 @@
+"""Benchmarks: figures measured next to ceilings taken in the same run."""
