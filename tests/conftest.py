@@ -48,7 +48,7 @@ import pytest  # noqa: E402
 
 from tests.support import reset_state  # noqa: E402
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.log_scan"]
 
 
 @pytest.fixture(scope="session", autouse=True)
