@@ -1,0 +1,214 @@
+"""SNORQ as deployed, for end-to-end tests, fault tests and benchmarks.
+
+Starts the Procfile's own commands (web, worker, clock) as separate processes on
+a scratch PostgreSQL database and Redis database, each in its own process group
+so a test can kill one outright, and stops every process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get(
+    "SNORQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("SNORQ_TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def servers_available() -> bool:
+    """Whether the machine's PostgreSQL and Redis answer."""
+    try:
+        psycopg2.connect(PG_ADMIN_URL, connect_timeout=2).close()
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except (psycopg2.Error, redis.RedisError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (its URL), dropped afterwards."""
+    name = f"snorq_scratch_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@contextlib.contextmanager
+def scratch_redis() -> Iterator[str]:
+    """An empty Redis database number on the machine's Redis (its URL), emptied afterwards."""
+    for number in range(15, 0, -1):
+        client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
+        if client.dbsize() == 0 and client.set("snorq:scratch:claimed", "1", nx=True):
+            break
+    else:
+        raise RuntimeError("no empty Redis database available")
+    try:
+        yield f"{REDIS_URL}/{number}"
+    finally:
+        client.flushdb()
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's commands by process type."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if re.match(r"^\w+: ", line))
+
+
+class Service:
+    """One process, in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, command: str, env: dict, logs: Path) -> None:
+        self.name = name
+        self.log_path = logs / f"{name}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, with no chance to clean up."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Stack:
+    """SNORQ's processes on one database and Redis; start and stop them at will."""
+
+    def __init__(self, env: dict, logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.port = int(env["PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.services: list[Service] = []
+
+    def run(self, *args: str) -> str:
+        """Run ``snorq ARGS`` against this stack; its last line of output."""
+        done = subprocess.run(
+            [str(BIN / "snorq"), *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    def start(self, kind: str, command: str | None = None) -> Service:
+        service = Service(kind, command or procfile()[kind], self.env, self.logs)
+        self.services.append(service)
+        if kind == "web":
+            self.wait_until_ready(service)
+        return service
+
+    def wait_until_ready(self, service: Service, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not service.running:
+                raise RuntimeError(f"{service.name} exited:\n{service.output()[-3000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{service.name} did not answer:\n{service.output()[-3000:]}")
+
+    def stop_all(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def logs_text(self) -> str:
+        return "\n".join(service.output() for service in self.services)
+
+
+def stack_env(database_url: str, redis_url: str, instance: Path, **extra: str) -> dict:
+    """The environment of production-mode SNORQ processes for a test stack."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "e2e-secret-key",
+        "SNORQ_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "SNORQ_INSTANCE_PATH": str(instance),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "16",
+        "WORKER_PROCESSES": "1",
+        "WORKER_THREADS": "8",
+        "WHATSAPP_APP_SECRET": "e2e-wa-secret",
+        "WHATSAPP_VERIFY_TOKEN": "e2e-wa-verify",
+        "FACEBOOK_APP_SECRET": "e2e-fb-secret",
+        "FACEBOOK_VERIFY_TOKEN": "e2e-fb-verify",
+        "TIKTOK_CLIENT_KEY": "e2e-tt-key",
+        "TIKTOK_CLIENT_SECRET": "e2e-tt-secret",
+    }
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def stack(**extra: str) -> Iterator[Stack]:
+    """A migrated scratch deployment, with no process running yet."""
+    with scratch_database() as database_url, scratch_redis() as redis_url:
+        logs = Path(tempfile.mkdtemp(prefix="snorq-stack-"))
+        running = Stack(stack_env(database_url, redis_url, logs / "instance", **extra), logs)
+        running.run("migrate")
+        try:
+            yield running
+        finally:
+            running.stop_all()
