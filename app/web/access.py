@@ -81,7 +81,7 @@ def page_login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if current_user() is None:
-            return redirect(url_for("inbox.login", next=request.path))
+            return redirect(url_for("inbox.login", next=request.full_path.rstrip("?")))
         _check_csrf()
         return view(*args, **kwargs)
 
