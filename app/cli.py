@@ -185,6 +185,58 @@ def rotate_keys() -> None:
 
 
 @main.command()
+@click.argument("platform", type=click.Choice(PLATFORMS))
+@click.option("--account-id", help="Phone-number id, Page id or business id [sandbox's].")
+@click.option(
+    "--from", "contact", help="The customer: phone number or BSUID, PSID, or TikTok user id."
+)
+@click.option("--name", help="The customer's display name.")
+@click.option("--text", required=True, help="What the customer writes.")
+@click.option("--url", help="The running SNORQ [SNORQ_PUBLIC_URL, or the sandbox's].")
+@click.option("--secret", help="The platform's webhook secret [from the environment or sandbox].")
+def simulate(
+    platform: str,
+    account_id: str | None,
+    contact: str | None,
+    name: str | None,
+    text: str,
+    url: str | None,
+    secret: str | None,
+) -> None:
+    """Post a correctly signed inbound message webhook to a running SNORQ; prints its id."""
+    import os
+
+    import requests
+
+    from app.sandbox import simulate_target
+    from app.simulator.customer import customer
+    from app.simulator.delivery import webhook_url
+    from app.simulator.inbound import message_webhook, post
+
+    target = simulate_target(platform, account_id, url, secret, os.environ)
+    if target.account is None:
+        raise click.UsageError("--account-id is required (this folder has no sandbox)")
+    if not target.secret:
+        raise click.UsageError(f"no {platform} webhook secret: give --secret")
+    who = customer(platform, contact, name)
+    message_id, payload = message_webhook(target.account, who, text=text)
+    endpoint = webhook_url(target.url, platform)
+    try:
+        response = post(target.url, platform, payload, target.secret)
+    except requests.RequestException as error:
+        raise click.ClickException(f"could not reach {endpoint} ({type(error).__name__})") from None
+    click.echo(
+        f"{who.name} ({who.external_id}) wrote to {platform} account "
+        f"{target.account.account_id}: POST {endpoint} answered "
+        f"{response.status_code} {response.reason}",
+        err=True,
+    )
+    if not response.ok:
+        raise click.ClickException(response.text.strip() or "SNORQ refused the webhook")
+    click.echo(message_id)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--sandbox", is_flag=True, help="Point the platforms at the built-in simulator.")

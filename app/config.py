@@ -62,6 +62,8 @@ class Settings:
     messenger_human_agent: bool = False
     token_refresh_margin: int = 6 * 3600
     http_timeout: float = 10.0
+    send_unconfirmed_wait: int = 600
+    send_give_up_after: int = 24 * 3600
     media_max_bytes: int = 100 * 1024 * 1024
     media_s3_bucket: str = ""
     media_s3_endpoint: str = ""
@@ -144,6 +146,8 @@ class Settings:
             messenger_human_agent=_flag(env, "FACEBOOK_HUMAN_AGENT"),
             token_refresh_margin=_int(env, "SNORQ_TOKEN_REFRESH_MARGIN", 6 * 3600),
             http_timeout=float(_int(env, "SNORQ_HTTP_TIMEOUT", 10)),
+            send_unconfirmed_wait=_int(env, "SNORQ_SEND_UNCONFIRMED_WAIT", 600),
+            send_give_up_after=_int(env, "SNORQ_SEND_GIVE_UP_AFTER", 24 * 3600),
             media_max_bytes=_int(env, "SNORQ_MEDIA_MAX_BYTES", 100 * 1024 * 1024),
             media_s3_bucket=env.get("SNORQ_MEDIA_S3_BUCKET", ""),
             media_s3_endpoint=env.get("SNORQ_MEDIA_S3_ENDPOINT", ""),

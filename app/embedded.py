@@ -8,11 +8,14 @@ broker, and the clock on a background scheduler. Ctrl-C stops all three.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 
+import click
 from apscheduler.schedulers.background import BackgroundScheduler
 from werkzeug.serving import make_server
 
+from app import sandbox as sandbox_mode
 from app.config import get_settings
 
 log = logging.getLogger("snorq")
@@ -21,6 +24,8 @@ WORKER_THREADS = 4
 
 
 def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
+    # The sandbox's variables are defaults for the settings, so they go first.
+    demo = sandbox_mode.prepare(host, port, sandbox, os.environ)
     settings = get_settings()
     for warning in settings.startup_warnings():
         log.warning(warning)
@@ -34,16 +39,24 @@ def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
 
     with database.connection_context():
         migrate()
+        if demo is not None:
+            sandbox_mode.set_up_demo(demo)
+            simulator = sandbox_mode.simulator_app(settings, demo)
 
     worker = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=WORKER_THREADS)
     clock = BackgroundScheduler(timezone="UTC")
     add_jobs(clock)
-    server = make_server(host, port, create_app(settings), threaded=True)
+    web = create_app(settings)
+    if demo is not None:
+        sandbox_mode.mount(web, simulator)
+    server = make_server(host, port, web, threaded=True)
 
     signal.signal(signal.SIGTERM, _interrupt)
     worker.start()
     clock.start()
     log.info("SNORQ is running at http://%s:%d/ (Ctrl-C to stop)", host, port)
+    if demo is not None:
+        click.echo(sandbox_mode.welcome(demo), err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -52,6 +65,8 @@ def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
         server.server_close()
         clock.shutdown(wait=False)
         worker.stop(timeout=10_000)
+        if demo is not None:
+            simulator.extensions["simulator"].deliveries.close()
 
 
 def _interrupt(signum, frame):

@@ -35,12 +35,15 @@ redis.call('PUBLISH', KEYS[3], event)
 return seq
 """
 
-CHANNEL_PREFIX = "snorq:live:"
+def _channel_prefix() -> str:
+    """Channels are server-wide in Redis (not per database), so they name the database."""
+    database = get_redis().connection_pool.connection_kwargs.get("db", 0)
+    return f"snorq:{database}:live:"
 
 
 def _keys(organization_id: int) -> list[str]:
     base = f"snorq:events:{organization_id}"
-    return [f"{base}:seq", f"{base}:log", f"{CHANNEL_PREFIX}{organization_id}"]
+    return [f"{base}:seq", f"{base}:log", f"{_channel_prefix()}{organization_id}"]
 
 
 def publish(organization_id: int, event_type: str, data: dict) -> int:
@@ -62,11 +65,14 @@ def events_since(organization_id: int, seq: int) -> tuple[list[dict], bool]:
       already dropped from the log, so the caller should reload instead.
     """
     seq_key, log_key, _ = _keys(organization_id)
-    client = get_redis()
-    raw = client.zrangebyscore(log_key, f"({seq}", "+inf")
+    # One transaction, so an event published meanwhile cannot look like a gap.
+    reads = get_redis().pipeline(transaction=True)
+    reads.zrangebyscore(log_key, f"({seq}", "+inf")
+    reads.zrange(log_key, 0, 0, withscores=True)
+    reads.get(seq_key)
+    raw, oldest, latest = reads.execute()
     events = [json.loads(item) for item in raw]
-    oldest = client.zrange(log_key, 0, 0, withscores=True)
-    latest = int(client.get(seq_key) or 0)
+    latest = int(latest or 0)
     complete = seq >= latest or (bool(oldest) and oldest[0][1] <= seq + 1)
     return events, complete
 
@@ -115,7 +121,7 @@ class Hub:
 
     def _listen(self) -> None:
         pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-        pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
+        pubsub.psubscribe(f"{_channel_prefix()}*")
         try:
             while True:
                 message = pubsub.get_message(timeout=1.0)
@@ -125,7 +131,7 @@ class Hub:
             pubsub.close()
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
-        organization_id = int(channel.decode().removeprefix(CHANNEL_PREFIX))
+        organization_id = int(channel.decode().removeprefix(_channel_prefix()))
         event = json.loads(data)
         with self._lock:
             inboxes = list(self._queues.get(organization_id, ()))

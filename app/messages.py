@@ -14,14 +14,16 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from peewee import Case, fn
+from peewee import SQL, Case, fn
 
 from app import live
-from app.db import database, utcnow
+from app.db import database, is_postgres, utcnow
 from app.models import (
     Attachment,
     Contact,
@@ -36,6 +38,7 @@ from app.platforms.errors import ErrorCode
 from app.platforms.events import ContactRef, MediaRef, MessageEvent, StatusEvent, WatermarkEvent
 from app.routing import Route
 from app.serializers import message_json, timestamp
+from app.statements import Param, Statement
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +70,30 @@ def publish(notices: Iterable[Notice]) -> None:
 # -- inbound --------------------------------------------------------------------
 
 
+@contextmanager
+def transaction() -> Iterator[None]:
+    """One transaction around several changes below, which join it instead of committing.
+
+    The inbound worker applies a whole webhook in one: one commit, not one per event.
+    If it rolls back, the cached ids go too: they may name rows that were never kept.
+    """
+    try:
+        with database.transaction():
+            yield
+    except Exception:
+        _ids.clear()
+        raise
+
+
 def record_message(route: Route, event: MessageEvent) -> list[Notice]:
     """Store a customer's message (or an echo of a business send) once.
 
     Returns no notices when the platform delivered this message before.
     """
-    try:
-        with database.atomic():
-            if event.direction == Direction.OUTBOUND:
-                return _record_echo(route, event)
-            return _record_inbound(route, event)
-    except Exception:
-        _ids.clear()
-        raise
+    with transaction():
+        if event.direction == Direction.OUTBOUND:
+            return _record_echo(route, event)
+        return _record_inbound(route, event)
 
 
 def _record_inbound(route: Route, event: MessageEvent) -> list[Notice]:
@@ -91,7 +105,10 @@ def _record_inbound(route: Route, event: MessageEvent) -> list[Notice]:
     if message is None:
         return []
     attachments = _insert_attachments(route, message.id, event.media)
-    conversation = _touch_conversation(conversation_id, event.content, event.timestamp, True)
+    # A platform notice in the thread (a changed number) is not the customer writing:
+    # it neither opens the messaging window nor waits to be read.
+    by_customer = event.content_type != ContentType.SYSTEM
+    conversation = _touch_conversation(conversation_id, event.content, event.timestamp, by_customer)
     return [_new_message_notice(route, message, attachments, conversation, contact_id, event)]
 
 
@@ -109,7 +126,9 @@ def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
         return []
     attachments = _insert_attachments(route, message.id, event.media)
     conversation = _touch_conversation(conversation_id, event.content, event.timestamp, False)
-    return [_new_message_notice(route, message, attachments, conversation, contact_id, event)]
+    notice = _new_message_notice(route, message, attachments, conversation, contact_id, event)
+    # A send from outside SNORQ (the Page inbox) may be reported delivered before its echo.
+    return [notice, *_apply_early_statuses(message, event.external_id)]
 
 
 def _insert_message(
@@ -134,18 +153,24 @@ def _insert_message(
         created_at=utcnow(),
         sent_at=sent_at,
     )
-    rows = (
-        Message.insert(**message.__data__)
-        .on_conflict_ignore()
-        .returning(Message.id)
-        .tuples()
-        .execute()
-    )
-    row = next(iter(rows), None)
+    values = {f.name: f.db_value(message.__data__.get(f.name)) for f in _MESSAGE_FIELDS}
+    row = _INSERT_MESSAGE.execute(**values).fetchone()
     if row is None:
         return None
     message.id = row[0]
     return message
+
+
+#: Every column of a stored message, defaults too: the statement names each one.
+_MESSAGE_FIELDS = [field for field in Message._meta.sorted_fields if field is not Message.id]
+
+_INSERT_MESSAGE = Statement(
+    lambda param: (
+        Message.insert({field: param(field.name) for field in _MESSAGE_FIELDS})
+        .on_conflict_ignore()
+        .returning(Message.id)
+    )
+)
 
 
 def _insert_attachments(route: Route, message_id: int, media: tuple[MediaRef, ...]):
@@ -170,38 +195,12 @@ def _touch_conversation(
     conversation_id: int, content: str, at: datetime.datetime, inbound: bool
 ) -> dict:
     """Move the conversation's preview and clocks forward; count an unread message."""
-    newer = Conversation.last_message_at.is_null() | (Conversation.last_message_at <= at)
-    changes = {
-        Conversation.last_message_preview: Case(
-            None, [(newer, content[:PREVIEW_LENGTH])], Conversation.last_message_preview
-        ),
-        Conversation.last_message_at: Case(None, [(newer, at)], Conversation.last_message_at),
-    }
-    if inbound:
-        changes[Conversation.last_inbound_at] = Case(
-            None,
-            [
-                (
-                    Conversation.last_inbound_at.is_null() | (Conversation.last_inbound_at < at),
-                    at,
-                )
-            ],
-            Conversation.last_inbound_at,
-        )
-        changes[Conversation.unread_count] = Conversation.unread_count + 1
     row = (
-        Conversation.update(changes)
-        .where(Conversation.id == conversation_id)
-        .returning(
-            Conversation.last_message_preview,
-            Conversation.last_message_at,
-            Conversation.last_inbound_at,
-            Conversation.unread_count,
-        )
-        .tuples()
-        .execute()
+        _TOUCH[inbound]
+        .execute(id=conversation_id, preview=content[:PREVIEW_LENGTH], at=at)
+        .fetchone()
     )
-    preview, last_message_at, last_inbound_at, unread_count = next(iter(row))
+    preview, last_message_at, last_inbound_at, unread_count = row
     return {
         "id": conversation_id,
         "last_message_preview": preview,
@@ -209,6 +208,40 @@ def _touch_conversation(
         "last_inbound_at": timestamp(_as_datetime(last_inbound_at)),
         "unread_count": unread_count,
     }
+
+
+def _touch_query(param: Param, inbound: bool):
+    """The update :func:`_touch_conversation` makes, with ``at``, ``preview`` and ``id``."""
+    at = param("at")
+    newer = Conversation.last_message_at.is_null() | (Conversation.last_message_at <= at)
+    changes = {
+        Conversation.last_message_preview: Case(
+            None, [(newer, param("preview"))], Conversation.last_message_preview
+        ),
+        Conversation.last_message_at: Case(None, [(newer, at)], Conversation.last_message_at),
+    }
+    if inbound:
+        later = Conversation.last_inbound_at.is_null() | (Conversation.last_inbound_at < at)
+        changes[Conversation.last_inbound_at] = Case(
+            None, [(later, at)], Conversation.last_inbound_at
+        )
+        changes[Conversation.unread_count] = Conversation.unread_count + SQL("1")
+    return (
+        Conversation.update(changes)
+        .where(Conversation.id == param("id"))
+        .returning(
+            Conversation.last_message_preview,
+            Conversation.last_message_at,
+            Conversation.last_inbound_at,
+            Conversation.unread_count,
+        )
+    )
+
+
+_TOUCH = {
+    inbound: Statement(lambda param, inbound=inbound: _touch_query(param, inbound))
+    for inbound in (True, False)
+}
 
 
 def _new_message_notice(route, message, attachments, conversation, contact_id, event) -> Notice:
@@ -376,7 +409,7 @@ def apply_status(route: Route, event: StatusEvent) -> list[Notice]:
             error_message=event.error_message,
         )
 
-    with database.atomic():
+    with database.transaction():
         changed = advance()
         if changed or _exists(route, event.external_id):
             return _status_notices(route.organization_id, changed)
@@ -384,6 +417,11 @@ def apply_status(route: Route, event: StatusEvent) -> list[Notice]:
             linked = _link_external_id(route, event.snorq_message_id, event.external_id)
             if linked is not None:
                 return linked + _status_notices(route.organization_id, advance())
+        _lock_external_id(route.connection_id, event.external_id)
+        changed = advance()
+        if changed or _exists(route, event.external_id):
+            # The send recorded the id while this status waited for the lock.
+            return _status_notices(route.organization_id, changed)
         EarlyStatus.insert(
             connection=route.connection_id,
             external_id=event.external_id,
@@ -395,9 +433,48 @@ def apply_status(route: Route, event: StatusEvent) -> list[Notice]:
         return []
 
 
+def _lock_external_id(connection_id: int, external_id: str) -> None:
+    """Take turns, until commit, with whoever keeps or applies early statuses of this id.
+
+    Without it, on PostgreSQL, a status kept while a send records the same id could
+    be missed by both: neither sees what the other has not committed yet. (SQLite
+    runs one write transaction at a time already.)
+    """
+    if is_postgres():
+        key = zlib.crc32(external_id.encode()) - 2**31
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (connection_id, key))
+
+
+def _apply_early_statuses(message: Message, external_id: str, also=()) -> list[Notice]:
+    """Apply, in order, the statuses that arrived before ``message`` had ``external_id``.
+
+    ``also`` adds statuses known another way (an echo's, when the send recorded late).
+    """
+    _lock_external_id(message.connection_id, external_id)
+    early = list(
+        EarlyStatus.select().where(
+            EarlyStatus.connection == message.connection_id,
+            EarlyStatus.external_id == external_id,
+        )
+    )
+    notices = []
+    for status in sorted([*early, *also], key=lambda s: MessageStatus.ORDER.get(s.status, 9)):
+        changed = _advance(
+            Message.id == message.id,
+            status=status.status,
+            at=status.occurred_at,
+            error_code=status.error_code,
+            error_message=status.error_message,
+        )
+        notices += _status_notices(message.organization_id, changed)
+    if early:
+        EarlyStatus.delete().where(EarlyStatus.id.in_([s.id for s in early])).execute()
+    return notices
+
+
 def apply_watermark(route: Route, event: WatermarkEvent) -> list[Notice]:
     """Everything sent to the contact at or before the watermark reached the status."""
-    with database.atomic():
+    with database.transaction():
         conversation_ids = (
             Conversation.select(Conversation.id)
             .join(Contact)
@@ -534,10 +611,14 @@ def claim_send(message_id: int, lease: datetime.timedelta) -> Message | None:
 
 
 def defer_send(message_id: int, until: datetime.datetime) -> None:
-    """Give up the claim until ``until`` (waiting for a rate-limit token or a retry)."""
-    Message.update(send_after=until, send_lease_until=None).where(
-        Message.id == message_id, Message.status == MessageStatus.PENDING
-    ).execute()
+    """Give up the claim until ``until`` (waiting for a rate-limit token or a retry).
+
+    The sweep leaves the message alone until then. An attempt that never reached the
+    platform leaves nothing unconfirmed behind, so its in-flight mark goes too.
+    """
+    Message.update(
+        send_after=until, send_lease_until=None, error_code=None, error_message=None
+    ).where(Message.id == message_id, Message.status == MessageStatus.PENDING).execute()
 
 
 def record_sent(message_id: int, external_id: str) -> list[Notice]:
@@ -567,24 +648,102 @@ def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
         return _status_notices_for(rows)
 
 
-def record_unconfirmed(message_id: int, reason: str) -> list[Notice]:
-    """The platform never answered the send: keep it PENDING, awaiting its webhooks.
+def record_unconfirmed(
+    message_id: int, reason: str, *, settle_by: datetime.datetime
+) -> list[Notice]:
+    """The send may have reached the platform: keep it PENDING, awaiting its webhooks.
 
-    A status or echo naming this message settles it; otherwise the clock's sweep
-    fails it with SEND_UNCONFIRMED once the wait is over.
+    The worker marks each send this way just before it calls the platform, and again
+    when the platform did not answer, so a send whose outcome is unknown (a worker
+    that died mid-call, a read timeout) is never claimed and sent twice. A status or
+    echo naming this message settles it; otherwise the clock's sweep fails it with
+    SEND_UNCONFIRMED after ``settle_by`` (kept in ``send_lease_until``).
     """
+    rows = (
+        Message.update(
+            error_code=ErrorCode.SEND_UNCONFIRMED,
+            error_message=reason,
+            send_lease_until=settle_by,
+        )
+        .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
+        .returning(Message)
+        .execute()
+    )
+    return _status_notices_for(rows)
+
+
+# -- the sweep: nothing waits forever ------------------------------------------------
+
+
+def fail_unsettled(now: datetime.datetime, reason: str) -> list[Notice]:
+    """Fail every unconfirmed send whose wait for a webhook is over."""
     with database.atomic():
         rows = (
             Message.update(
-                error_code=ErrorCode.SEND_UNCONFIRMED,
+                status=MessageStatus.FAILED,
+                failed_at=now,
                 error_message=reason,
                 send_lease_until=None,
             )
-            .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
+            .where(
+                Message.status == MessageStatus.PENDING,
+                Message.error_code == ErrorCode.SEND_UNCONFIRMED,
+                Message.send_lease_until < now,
+            )
             .returning(Message)
             .execute()
         )
         return _status_notices_for(rows)
+
+
+def _idle(now: datetime.datetime):
+    """PENDING, not unconfirmed, no claim held, and not deferred past ``now``."""
+    return (
+        (Message.status == MessageStatus.PENDING)
+        & (Message.direction == Direction.OUTBOUND)
+        & (Message.error_code.is_null() | (Message.error_code != ErrorCode.SEND_UNCONFIRMED))
+        & (Message.send_lease_until.is_null() | (Message.send_lease_until <= now))
+        & (Message.send_after.is_null() | (Message.send_after <= now))
+    )
+
+
+def fail_abandoned(
+    now: datetime.datetime, created_before: datetime.datetime, code: int, reason: str
+) -> list[Notice]:
+    """Fail idle sends created before ``created_before``: pending far too long."""
+    with database.atomic():
+        rows = (
+            Message.update(
+                status=MessageStatus.FAILED,
+                failed_at=now,
+                error_code=int(code),
+                error_message=reason,
+                send_lease_until=None,
+            )
+            .where(_idle(now), Message.created_at < created_before)
+            .returning(Message)
+            .execute()
+        )
+        return _status_notices_for(rows)
+
+
+def resume_stuck(now: datetime.datetime, grace: datetime.timedelta) -> list[int]:
+    """The ids of sends idle for ``grace`` (their job was lost), marked as resumed now.
+
+    A message counts as idle from its creation, its deferral's end or its expired
+    claim; marking it means the next sweep waits another ``grace`` before resuming
+    it again, so a queue that is merely long is not flooded with copies.
+    """
+    since = now - grace
+    with database.atomic():
+        rows = (
+            Message.update(send_after=now)
+            .where(_idle(since), Message.created_at <= since)
+            .returning(Message.id)
+            .tuples()
+            .execute()
+        )
+        return [row[0] for row in rows]
 
 
 def retry_failed(message: Message) -> list[Notice]:
@@ -674,30 +833,11 @@ def _attach_external_id(message: Message, external_id: str, at: datetime.datetim
     notices.append(
         Notice(message.organization_id, "message:sent", {"message": message_json(updated[0])})
     )
-    early = list(
-        EarlyStatus.select()
-        .where(
-            EarlyStatus.connection == message.connection_id,
-            EarlyStatus.external_id == external_id,
-        )
-        .order_by(EarlyStatus.occurred_at)
-    )
+    also = []
     if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
         at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
-        early.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
-    for status in sorted(early, key=lambda s: MessageStatus.ORDER.get(s.status, 9)):
-        changed = _advance(
-            Message.id == message.id,
-            status=status.status,
-            at=status.occurred_at,
-            error_code=status.error_code,
-            error_message=status.error_message,
-        )
-        notices += _status_notices(message.organization_id, changed)
-    EarlyStatus.delete().where(
-        EarlyStatus.connection == message.connection_id, EarlyStatus.external_id == external_id
-    ).execute()
-    return notices
+        also.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
+    return notices + _apply_early_statuses(message, external_id, also)
 
 
 def _status_notices_for(rows) -> list[Notice]:

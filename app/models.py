@@ -316,6 +316,31 @@ class AuditLog(BaseModel):
         indexes = ((("organization", "created_at"), False),)
 
 
+class ConnectStatus:
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    FAILED = "FAILED"
+
+
+class ConnectAttempt(BaseModel):
+    """One run of the connect flow, from the platform's callback to the end of its exchange.
+
+    ``nonce`` comes from the signed OAuth state and is unique, so a callback link
+    connects once. ``accounts`` says what became of each account the platform granted.
+    """
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    platform = CharField(max_length=16)
+    nonce = CharField(max_length=64, unique=True)
+    status = CharField(max_length=16, default=ConnectStatus.CONNECTING)
+    reason = TextField(default="")
+    accounts = JSONField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+
 ALL_MODELS = [
     Organization,
     User,
@@ -328,4 +353,5 @@ ALL_MODELS = [
     EarlyStatus,
     WebhookEvent,
     AuditLog,
+    ConnectAttempt,
 ]

@@ -1,9 +1,18 @@
-"""``python -m scheduler``: the clock process of the Procfile."""
+"""``python -m scheduler``: the clock process of the Procfile.
+
+With ``SNORQ_CLOCK_RUN_AT_START=1`` every job also runs once as soon as the clock
+starts, instead of first at its next cron instant (the end-to-end tests use it).
+That run takes the same Redis lock as the scheduled one it stands for, so clocks
+starting together still run it once.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app.config import get_settings
@@ -18,8 +27,17 @@ def main() -> None:
 
     scheduler = BlockingScheduler(timezone="UTC")
     add_jobs(scheduler)
+    if os.environ.get("SNORQ_CLOCK_RUN_AT_START", "").strip().lower() in {"1", "true", "yes", "on"}:
+        run_at_start(scheduler)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+
+
+def run_at_start(scheduler: BaseScheduler) -> None:
+    """Make every job registered so far fire when ``scheduler`` starts, then keep its schedule."""
+    now = datetime.datetime.now(datetime.UTC)
+    for job in scheduler.get_jobs():
+        job.modify(next_run_time=now)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,8 +18,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg2
 import redis
@@ -30,12 +32,32 @@ PG_ADMIN_URL = os.environ.get(
     "SNORQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("SNORQ_TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+#: The Graph API version SNORQ is pointed at on a simulator.
+GRAPH_VERSION = "v25.0"
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.1) -> T:
+    """Call ``condition`` until it returns something truthy, and return that.
+
+    Raises:
+      TimeoutError: it did not within ``timeout`` seconds; the message names ``what``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
 
 
 def servers_available() -> bool:
@@ -64,8 +86,15 @@ def scratch_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def scratch_redis() -> Iterator[str]:
-    """An empty Redis database number on the machine's Redis (its URL), emptied afterwards."""
+    """An empty Redis database number on the machine's Redis (its URL), emptied afterwards.
+
+    The test suite's own database (``SNORQ_TEST_REDIS_URL``) is never taken: the
+    suite empties it before every test.
+    """
+    suite = redis.Redis.from_url(os.environ.get("SNORQ_TEST_REDIS_URL") or REDIS_URL)
     for number in range(15, 0, -1):
+        if number == suite.connection_pool.connection_kwargs.get("db"):
+            continue
         client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
         if client.dbsize() == 0 and client.set("snorq:scratch:claimed", "1", nx=True):
             break
@@ -122,6 +151,10 @@ class Service:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of its output."""
+        return "\n".join(self.output().splitlines()[-lines:])
+
 
 class Stack:
     """SNORQ's processes on one database and Redis; start and stop them at will."""
@@ -152,13 +185,34 @@ class Stack:
             self.wait_until_ready(service)
         return service
 
-    def wait_until_ready(self, service: Service, timeout: float = 60) -> None:
+    def start_simulator(self, port: int, *accounts: str, delays: str = "0.2,0.6") -> Service:
+        """The platform simulator on ``port``, sending its webhooks to this stack.
+
+        It signs them with the stack's app secrets; point SNORQ at it with
+        :func:`simulator_env` when making the stack.
+
+        Parameters:
+          accounts: ``PLATFORM:ACCOUNT_ID:TOKEN[:REFRESH_TOKEN]``, tokens it accepts.
+          delays: ``MIN,MAX`` seconds the customer's phone takes for each receipt.
+        """
+        options = "".join(f" --account {shlex.quote(spec)}" for spec in accounts)
+        command = (
+            f"python -m app.simulator --port {port} --snorq-url {self.url} "
+            f"--delays {delays}{options}"
+        )
+        service = self.start("simulator", command)
+        self.wait_until_ready(service, url=f"http://127.0.0.1:{port}/_simulator/")
+        return service
+
+    def wait_until_ready(self, service: Service, timeout: float = 60, url: str = "") -> None:
+        """Wait until ``url`` (the stack's ``/healthz`` by default) answers 2xx."""
+        url = url or f"{self.url}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not service.running:
                 raise RuntimeError(f"{service.name} exited:\n{service.output()[-3000:]}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                if requests.get(url, timeout=1).ok:
                     return
             time.sleep(0.2)
         raise RuntimeError(f"{service.name} did not answer:\n{service.output()[-3000:]}")
@@ -169,6 +223,17 @@ class Stack:
 
     def logs_text(self) -> str:
         return "\n".join(service.output() for service in self.services)
+
+
+def simulator_env(port: int) -> dict[str, str]:
+    """The settings that point SNORQ at a platform simulator listening on ``port``."""
+    base = f"http://127.0.0.1:{port}"
+    return {
+        "GRAPH_API_URL": f"{base}/graph/{GRAPH_VERSION}",
+        "FACEBOOK_AUTH_URL": f"{base}/facebook/{GRAPH_VERSION}/dialog/oauth",
+        "TIKTOK_API_URL": f"{base}/tiktok/open_api/v1.3",
+        "TIKTOK_AUTH_URL": f"{base}/tiktok/v2/auth/authorize/",
+    }
 
 
 def stack_env(database_url: str, redis_url: str, instance: Path, **extra: str) -> dict:

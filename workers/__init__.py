@@ -1,5 +1,5 @@
 """The Dramatiq actors; ``dramatiq workers`` imports this package to find them all."""
 
-from workers import broker, inbound
+from workers import broker, inbound, limits, outbound, tokens
 
-__all__ = ["broker", "inbound"]
+__all__ = ["broker", "inbound", "limits", "outbound", "tokens"]

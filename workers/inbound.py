@@ -1,10 +1,11 @@
-"""Inbound: store each webhook body, parse it, apply its events, publish them live.
+"""Inbound: parse each webhook body, apply its events, store it, publish what changed.
 
 A job carries a group of deliveries (see ``app/web/intake.py``). Each body is
-stored first, exactly as received, so nothing is lost whatever happens next; a
-body the adapter cannot parse is kept with its error and never retried. Running
-a job twice changes nothing: bodies are keyed by delivery id and every event is
-applied idempotently.
+applied in one transaction that also stores it, exactly as received, with the
+outcome: one commit per webhook. If anything fails the body is stored on its
+own before the job is retried, so nothing is lost; a body the adapter cannot
+parse is kept with its error and never retried. Running a job twice changes
+nothing: bodies are keyed by delivery id and every event is applied idempotently.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import dramatiq
 from app import connections, messages, metrics, routing
 from app.db import utcnow
 from app.messages import Notice
-from app.models import WebhookEvent, WebhookStatus
+from app.models import PlatformConnection, WebhookEvent, WebhookStatus
 from app.platforms import get_platform
 from app.platforms.errors import ParseError
 from app.platforms.events import (
@@ -28,6 +29,7 @@ from app.platforms.events import (
     StatusEvent,
     WatermarkEvent,
 )
+from app.statements import Statement
 from workers.broker import INBOUND
 
 log = logging.getLogger(__name__)
@@ -37,50 +39,107 @@ log = logging.getLogger(__name__)
 def ingest_webhooks(deliveries: list[list]) -> None:
     """Process ``[delivery_id, platform, body, received_at]`` deliveries, in order."""
     for delivery_id, platform, body, received_at in deliveries:
-        event = store(delivery_id, platform, body.encode("utf-8", "surrogateescape"), received_at)
-        if event.status == WebhookStatus.RECEIVED:
-            process(event)
+        webhook = WebhookEvent(
+            delivery_id=delivery_id,
+            platform=platform,
+            body=body.encode("utf-8", "surrogateescape"),
+            received_at=_naive_utc(received_at),
+        )
+        try:
+            process(webhook)
+        except Exception:
+            # Whatever failed, the body stays: for the retry, the sweep and `snorq replay`.
+            WebhookEvent.insert(**webhook.__data__).on_conflict_ignore().execute()
+            raise
 
 
-def store(delivery_id: str, platform: str, body: bytes, received_at: float) -> WebhookEvent:
-    """Keep the body as received (once per delivery, however often the job runs)."""
-    WebhookEvent.insert(
-        delivery_id=delivery_id,
-        platform=platform,
-        body=body,
-        received_at=datetime.datetime.fromtimestamp(received_at, datetime.UTC).replace(tzinfo=None),
-    ).on_conflict_ignore().execute()
-    return WebhookEvent.get(WebhookEvent.delivery_id == delivery_id)
+def _naive_utc(seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).replace(tzinfo=None)
 
 
 def process(webhook: WebhookEvent) -> None:
-    """Parse a stored body and apply its events; record how that went."""
+    """Parse a body and apply its events, storing it with how that went, in one transaction.
+
+    One commit per webhook keeps the worker fast; a webhook that cannot be parsed is
+    stored FAILED with the reason and is not tried again (it would fail the same way).
+    """
+    events, error = _parse(webhook)
+    with messages.transaction():
+        notices, unknown = _apply(webhook, events)
+        if unknown:
+            error = "unknown account: " + ", ".join(sorted(unknown))
+        _save(webhook, error)
+    messages.publish(notices)
+    _report(webhook, error, unknown)
+
+
+def _parse(webhook: WebhookEvent) -> tuple[list[Event], str | None]:
+    """The body's events, or why there are none."""
     try:
-        events = get_platform(webhook.platform).parse(bytes(webhook.body))
+        return get_platform(webhook.platform).parse(bytes(webhook.body)), None
     except ParseError as error:
-        metrics.count(f"webhook_parse_errors:{webhook.platform}")
-        log.warning("Webhook %s from %s is malformed: %s", webhook.id, webhook.platform, error)
-        _finish(webhook, WebhookStatus.FAILED, f"malformed payload: {error}")
-        return
-    unknown = sorted({e.account_id for e in events if not _apply(webhook.platform, e)})
+        return [], f"malformed payload: {error}"
+    except Exception as error:
+        # Parsing is pure: a parser failure would fail every retry too, so keep it instead.
+        # Only the type is recorded, as an exception's text may quote the payload.
+        return [], f"the parser failed ({type(error).__name__})"
+
+
+def _apply(webhook: WebhookEvent, events: list[Event]) -> tuple[list[Notice], set[str]]:
+    """Apply the events of the accounts SNORQ has; returns what changed, and the others."""
+    notices: list[Notice] = []
+    unknown = set()
+    for event in events:
+        route = routing.route(webhook.platform, event.account_id)
+        if route is None:
+            unknown.add(event.account_id)
+        else:
+            notices += _changes(route, event, webhook.received_at)
+    return notices, unknown
+
+
+def _save(webhook: WebhookEvent, error: str | None) -> None:
+    """Store the webhook with its outcome (over what an earlier attempt stored)."""
+    values = {f.name: f.db_value(webhook.__data__.get(f.name)) for f in _WEBHOOK_FIELDS}
+    values.update(
+        status=WebhookStatus.FAILED if error else WebhookStatus.PROCESSED,
+        error=error,
+        processed_at=utcnow(),
+    )
+    _SAVE.execute(**values)
+
+
+_WEBHOOK_FIELDS = [f for f in WebhookEvent._meta.sorted_fields if f is not WebhookEvent.id]
+
+_SAVE = Statement(
+    lambda param: WebhookEvent.insert({f: param(f.name) for f in _WEBHOOK_FIELDS}).on_conflict(
+        conflict_target=[WebhookEvent.delivery_id],
+        update={
+            f: param(f.name)
+            for f in (WebhookEvent.status, WebhookEvent.error, WebhookEvent.processed_at)
+        },
+    )
+)
+
+
+def _report(webhook: WebhookEvent, error: str | None, unknown: set[str]) -> None:
+    """Count and log what went wrong (never the body: it may hold customer text)."""
     if unknown:
-        _finish(webhook, WebhookStatus.FAILED, "unknown account: " + ", ".join(unknown))
-    else:
-        _finish(webhook, WebhookStatus.PROCESSED, None)
+        metrics.count(f"webhook_unknown_account:{webhook.platform}")
+        log.warning(
+            "Webhook %s names %s account(s) no connection has: %s; their events were not stored",
+            webhook.delivery_id,
+            webhook.platform,
+            ", ".join(sorted(unknown)),
+        )
+    elif error:
+        metrics.count(f"webhook_parse_errors:{webhook.platform}")
+        log.warning(
+            "Webhook %s from %s was not processed: %s", webhook.delivery_id, webhook.platform, error
+        )
 
 
-def _apply(platform: str, event: Event) -> bool:
-    """Apply one event and publish what changed; False if no connection owns its account."""
-    route = routing.route(platform, event.account_id)
-    if route is None:
-        metrics.count(f"webhook_unknown_account:{platform}")
-        log.warning("No %s connection for account %s; event not stored", platform, event.account_id)
-        return False
-    messages.publish(_changes(route, event))
-    return True
-
-
-def _changes(route: routing.Route, event: Event) -> list[Notice]:
+def _changes(route: routing.Route, event: Event, received_at: datetime.datetime) -> list[Notice]:
     match event:
         case MessageEvent():
             return messages.record_message(route, event)
@@ -89,16 +148,32 @@ def _changes(route: routing.Route, event: Event) -> list[Notice]:
         case WatermarkEvent():
             return messages.apply_watermark(route, event)
         case AuthorizationRevoked():
-            reason = "The account owner removed SNORQ's access; reconnect it."
-            return connections.mark_needs_reauth(route.connection_id, reason)
+            return _revoke(route, event, received_at)
         case PlatformNotice():
+            # The code says what happened; the platform's text stays in the stored body.
             metrics.count(f"platform_notices:{route.platform}")
-            log.warning("%s reported %s: %s", route.platform, event.code, event.message)
+            log.warning(
+                "%s reported error %s for account %s", route.platform, event.code, event.account_id
+            )
             return []
     raise TypeError(f"unknown event type {type(event).__name__}")
 
 
-def _finish(webhook: WebhookEvent, status: str, error: str | None) -> None:
-    WebhookEvent.update(status=status, error=error, processed_at=utcnow()).where(
-        WebhookEvent.id == webhook.id
-    ).execute()
+def _revoke(
+    route: routing.Route, event: AuthorizationRevoked, received_at: datetime.datetime
+) -> list[Notice]:
+    """Ask for a reconnect, unless the connection changed since (a replay, a reconnect)."""
+    changed_since = (
+        PlatformConnection.select(PlatformConnection.id)
+        .where(
+            PlatformConnection.id == route.connection_id,
+            PlatformConnection.updated_at > received_at,
+        )
+        .exists()
+    )
+    if changed_since:
+        return []
+    reason = "The account owner removed SNORQ's access; reconnect it."
+    if event.reason:
+        reason += f" ({route.platform}: {event.reason})"
+    return connections.mark_needs_reauth(route.connection_id, reason)

@@ -13,8 +13,9 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
+from urllib.parse import urlencode
 
-from app.config import Settings, get_settings
+from app.config import PlatformSecrets, Settings, get_settings
 from app.platforms.events import Event
 
 
@@ -141,13 +142,52 @@ class Platform:
 
     # -- connections --------------------------------------------------------------
 
+    #: The platform's name as staff read it.
+    title: ClassVar[str]
+
+    @property
+    def credentials(self) -> PlatformSecrets:
+        return self.settings.secrets_for(self.name)
+
+    @property
+    def redirect_uri(self) -> str:
+        """Where the platform sends staff back; the authorize and token calls must agree."""
+        return f"{self.settings.public_url}/api/v1/platforms/callback/{self.name}"
+
+    def can_connect(self) -> bool:
+        """Whether SNORQ holds the app credentials the connect flow needs."""
+        return bool(self.credentials.app_id and self.credentials.app_secret)
+
     def authorize_url(self, state: str) -> str:
+        """The platform's page where staff grant access; it returns to :attr:`redirect_uri`."""
+        return f"{self.authorize_endpoint()}?{urlencode(self.authorize_params(state))}"
+
+    def authorize_endpoint(self) -> str:
         raise NotImplementedError
 
+    def authorize_params(self, state: str) -> dict[str, str]:
+        return {
+            "client_id": self.credentials.app_id,
+            "redirect_uri": self.redirect_uri,
+            "response_type": "code",
+            "state": state,
+        }
+
     def exchange_code(self, code: str) -> list[Grant]:
+        """Redeem the code from the callback for every account it grants.
+
+        Raises:
+          PlatformError: TemporaryError to try again later; any other refuses the grant.
+        """
         raise NotImplementedError
 
     def refresh(self, account: Account, refresh_token: str | None) -> TokenSet:
+        """New tokens for ``account``.
+
+        Raises:
+          TemporaryError: the platform could not answer; try again later.
+          PlatformError: any other kind: refused for good; a person must reconnect.
+        """
         raise NotImplementedError
 
 

@@ -5,12 +5,396 @@ Protocol facts: ../shared/PLATFORMS.md, section 3.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from typing import ClassVar
 
+from app.models import ContentType, Direction, MessageStatus
+from app.platforms.base import (
+    Account,
+    Grant,
+    Outbound,
+    Recipient,
+    TokenSet,
+    parse_snorq_reference,
+    snorq_reference,
+)
+from app.platforms.calls import unconfirmed
+from app.platforms.errors import (
+    AuthError,
+    ErrorCode,
+    ParseError,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
+from app.platforms.events import (
+    ContactRef,
+    Event,
+    MediaRef,
+    MessageEvent,
+    StatusEvent,
+    WatermarkEvent,
+)
 from app.platforms.meta import MetaPlatform
+from app.platforms.meta_send import Refusal, post_messages
+from app.platforms.parsing import Fields, labelled, load_object, location_preview, reaction_preview
+from app.platforms.replies import check_text, refusal, refuse_extras
 
 
 class Facebook(MetaPlatform):
     name: ClassVar[str] = "facebook"
     max_text_length: ClassVar[int] = 2000
     burst_limit: ClassVar[tuple[int, int]] = (300, 1)
+
+    # -- webhooks -----------------------------------------------------------------
+
+    def parse(self, body: bytes) -> list[Event]:
+        return parse_webhook(body)
+
+    # -- connections (PLATFORMS.md, section 3 "Tokens"; defect (e) of the seed) ------
+
+    title: ClassVar[str] = "Facebook"
+    #: Listing the user's Pages, messaging as them, subscribing to their webhooks.
+    scope: ClassVar[tuple[str, ...]] = (
+        "pages_show_list",
+        "pages_messaging",
+        "pages_manage_metadata",
+    )
+    #: The Messenger webhook fields SNORQ reads.
+    webhook_fields: ClassVar[tuple[str, ...]] = (
+        "messages",
+        "message_echoes",
+        "message_deliveries",
+        "message_reads",
+        "messaging_postbacks",
+        "message_reactions",
+    )
+
+    def authorize_params(self, state: str) -> dict[str, str]:
+        return {**super().authorize_params(state), "scope": ",".join(self.scope)}
+
+    def exchange_code(self, code: str) -> list[Grant]:
+        """One grant per Page the user manages, with a Page token that does not expire.
+
+        The short-lived user token becomes a long-lived one first: Page tokens
+        listed with a long-lived user token have no expiry.
+        """
+        short_lived = self.redeem_code(code).access_token
+        user_token = self.oauth_token(
+            {"grant_type": "fb_exchange_token", "fb_exchange_token": short_lived}
+        ).access_token
+        pages = self.graph_list(
+            "me/accounts", user_token, {"fields": "id,name,access_token", "limit": "100"}
+        )
+        grants = [Grant(p["id"], p.get("name", ""), TokenSet(p["access_token"])) for p in pages]
+        for grant in grants:
+            fields = {"subscribed_fields": ",".join(self.webhook_fields)}
+            self.subscribe_app(grant.account_id, grant.tokens.access_token, fields)
+        return grants
+
+    # -- sending (PLATFORMS.md, section 3, "Send API", "Quick replies", "Messaging window") --
+
+    read_receipts: ClassVar[bool] = True
+    typing_indicator: ClassVar[bool] = True
+    #: Quick replies per message, and characters per title and per payload.
+    max_quick_replies: ClassVar[int] = 13
+    max_quick_reply_title: ClassVar[int] = 20
+    max_quick_reply_payload: ClassVar[int] = 1000
+
+    def validate_reply(self, text: str, extras: Mapping) -> dict:
+        """The extras of a reply, checked: quick replies (``[{title, payload}]``) or none."""
+        refuse_extras(self, extras, {"quick_replies"})
+        check_text(self, text)
+        if "quick_replies" not in extras:
+            return {}
+        return {"quick_replies": self._checked_quick_replies(extras["quick_replies"])}
+
+    def send(self, account: Account, recipient: Recipient, outbound: Outbound) -> str:
+        # The reference comes back in the echo webhook's ``metadata``.
+        message: dict = {
+            "text": outbound.text,
+            "metadata": snorq_reference(outbound.snorq_message_id),
+        }
+        if outbound.quick_replies:
+            message["quick_replies"] = [
+                {"content_type": "text", "title": q["title"], "payload": q["payload"]}
+                for q in outbound.quick_replies
+            ]
+        body = {"recipient": {"id": recipient.external_id}, **_messaging_type(outbound)}
+        answer = post_messages(self, account, {**body, "message": message}, _classify)
+        if not answer.get("message_id"):
+            raise unconfirmed(self.title)
+        return answer["message_id"]
+
+    def mark_read(self, account: Account, recipient: Recipient, external_id: str) -> None:
+        self._sender_action(account, recipient, "mark_seen")
+
+    def typing(self, account: Account, recipient: Recipient, external_id: str) -> None:
+        self._sender_action(account, recipient, "typing_on")
+
+    def _sender_action(self, account: Account, recipient: Recipient, action: str) -> None:
+        """A sender action goes alone: with ``recipient`` and never with a ``message``."""
+        body = {"recipient": {"id": recipient.external_id}, "sender_action": action}
+        post_messages(self, account, body, _classify)
+
+    def _checked_quick_replies(self, items: object) -> list[dict]:
+        if not isinstance(items, list) or not items:
+            raise refusal("quick_replies must be a list of {title, payload} objects.")
+        if len(items) > self.max_quick_replies:
+            raise refusal(
+                f"{self.title} takes at most {self.max_quick_replies} quick replies; "
+                f"this reply has {len(items)}."
+            )
+        return [self._checked_quick_reply(n, item) for n, item in enumerate(items, start=1)]
+
+    def _checked_quick_reply(self, number: int, item: object) -> dict:
+        if not isinstance(item, Mapping):
+            raise refusal(f"Quick reply {number} must be an object with a title and a payload.")
+        title, payload = item.get("title"), item.get("payload", item.get("title"))
+        if not isinstance(title, str) or not title.strip():
+            raise refusal(f"Quick reply {number} needs a title.")
+        if len(title) > self.max_quick_reply_title:
+            raise refusal(
+                f"Quick reply {number}: {self.title} takes titles of at most "
+                f"{self.max_quick_reply_title} characters; {title!r} has {len(title)}."
+            )
+        if not isinstance(payload, str) or not 0 < len(payload) <= self.max_quick_reply_payload:
+            raise refusal(
+                f"Quick reply {number}: the payload must be text of 1 to "
+                f"{self.max_quick_reply_payload} characters."
+            )
+        return {"title": title, "payload": payload}
+
+
+# -- sending: the messaging type and error classification ------------------------------
+
+
+def _messaging_type(outbound: Outbound) -> dict:
+    """RESPONSE within 24 h; past it (up to 7 days) a person's reply carries HUMAN_AGENT."""
+    if outbound.human_agent:
+        return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    return {"messaging_type": "RESPONSE"}
+
+
+#: Throttled: wait and try again (80006: too many Messenger calls to this Page).
+_THROTTLED = {4, 17, 32, 613, 80006}
+#: Meta's side failed: try again.
+_UNAVAILABLE = {1, 2, 1200}
+#: The token is expired or invalid.
+_EXPIRED = {0, 102, 190}
+#: Refused for good, by (code, subcode); a subcode of None matches any.
+_PERMANENT = {
+    (10, 2018278): ErrorCode.OUTSIDE_WINDOW,
+    (100, 2018001): ErrorCode.INVALID_RECIPIENT,
+    (551, None): ErrorCode.RECIPIENT_BLOCKED,
+}
+
+
+def classify_error(
+    code: int | None, subcode: int | None, title: str, *, http_status: int | None = None
+) -> PlatformError:
+    """The error for a Send API refusal, by its code and subcode (never by its text)."""
+    message = f"Messenger error {code}: {title}" if code is not None else title
+    permanent = _PERMANENT.get((code, subcode)) or _PERMANENT.get((code, None))
+    if permanent is not None:
+        return PermanentError(permanent, message, platform_code=code)
+    if code in _THROTTLED or (code is None and http_status == 429):
+        return TemporaryError(ErrorCode.RATE_LIMITED, message, platform_code=code)
+    if code in _UNAVAILABLE or (code is None and (http_status or 0) >= 500):
+        return TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, message, platform_code=code)
+    if code in _EXPIRED:
+        return AuthError(ErrorCode.TOKEN_EXPIRED, message, platform_code=code)
+    if code is not None and (code in {3, 10} or 200 <= code <= 299):
+        return AuthError(ErrorCode.PERMISSION_DENIED, message, platform_code=code)
+    return PermanentError(ErrorCode.REJECTED, message, platform_code=code)
+
+
+def _classify(answer: Refusal) -> PlatformError:
+    return classify_error(
+        answer.code, answer.subcode, answer.message, http_status=answer.http_status
+    )
+
+
+# -- webhooks (PLATFORMS.md, section 3, "Webhook" and "Event types") ----------------------
+
+#: What each attachment kind is in SNORQ's words.
+_CONTENT_TYPES = {
+    "image": ContentType.IMAGE,
+    "video": ContentType.VIDEO,
+    "audio": ContentType.AUDIO,
+    "document": ContentType.DOCUMENT,
+    "sticker": ContentType.STICKER,
+    "location": ContentType.LOCATION,
+    "link": ContentType.SHARE,
+    "share": ContentType.SHARE,
+}
+
+#: Messenger's attachment types under SNORQ's names (the others are the same).
+_RENAMED = {"file": "document", "fallback": "link", "reel": "share", "ig_reel": "share"}
+
+#: Kinds with a file behind them, fetched later by the media worker.
+_FILES = {"image", "video", "audio", "document", "sticker"}
+
+
+def parse_webhook(body: bytes) -> list[Event]:
+    """The events of a Messenger webhook: every entry and every messaging item.
+
+    Raises:
+      ParseError: the body is not a Page webhook.
+    """
+    payload = load_object(body)
+    if payload.text("object") != "page":
+        raise ParseError("body.object is not page")
+    events: list[Event] = []
+    for entry in payload.objects("entry", required=True):
+        page_id = entry.ident("id")
+        for item in entry.objects("messaging"):
+            events += _parse_item(page_id, item)
+    return events
+
+
+def _parse_item(page_id: str, item: Fields) -> list[Event]:
+    for key, parse in _ITEMS:
+        if key in item.data:
+            return parse(page_id, item)
+    # Opt-ins, referrals, handovers, edits: nothing a conversation shows.
+    return []
+
+
+def _message(page_id: str, item: Fields) -> list[Event]:
+    """A customer's message, or the echo of one the Page sent (sender and recipient swap)."""
+    message = item.obj("message")
+    echo = message.flag("is_echo")
+    content_type, content, media = _content(message)
+    event = MessageEvent(
+        account_id=page_id,
+        contact=ContactRef(item.obj("recipient" if echo else "sender").ident("id")),
+        external_id=message.ident("mid", max_length=255),
+        direction=Direction.OUTBOUND if echo else Direction.INBOUND,
+        content_type=content_type,
+        content=content,
+        timestamp=item.millis("timestamp"),
+        payload=item.data,
+        media=media,
+        snorq_message_id=parse_snorq_reference(message.data.get("metadata")) if echo else None,
+    )
+    return [event]
+
+
+def _content(message: Fields) -> tuple[str, str, tuple[MediaRef, ...]]:
+    text = message.text("text", required=False)
+    attachments = [(_kind(a), a) for a in message.objects("attachments")]
+    media = tuple(_media(kind, a) for kind, a in attachments if kind in _FILES)
+    if text:
+        quick_reply = message.obj("quick_reply", required=False)
+        return ContentType.INTERACTIVE if quick_reply else ContentType.TEXT, text, media
+    if not attachments:
+        return ContentType.UNSUPPORTED, labelled("unsupported"), ()
+    kind, attachment = attachments[0]
+    content_type = _CONTENT_TYPES.get(kind, ContentType.UNSUPPORTED)
+    if len(attachments) > 1:
+        return content_type, labelled("attachments", len(attachments)), media
+    return content_type, _preview(kind, attachment), media
+
+
+def _kind(attachment: Fields) -> str:
+    kind = attachment.text("type")
+    payload = attachment.obj("payload", required=False)
+    if kind == "image" and payload is not None and "sticker_id" in payload.data:
+        return "sticker"
+    return _RENAMED.get(kind, kind)
+
+
+def _preview(kind: str, attachment: Fields) -> str:
+    payload = attachment.obj("payload", required=False)
+    if kind == "location" and payload is not None:
+        coordinates = payload.obj("coordinates")
+        return location_preview(coordinates.number("lat"), coordinates.number("long"))
+    if kind in ("link", "share"):
+        title = attachment.text("title", required=False)
+        return labelled(kind, title or (payload and payload.text("title", required=False)))
+    return labelled(kind if kind in _CONTENT_TYPES else "unsupported")
+
+
+def _media(kind: str, attachment: Fields) -> MediaRef:
+    payload = attachment.obj("payload", required=False)
+    return MediaRef(kind=kind, url=payload and payload.text("url", required=False))
+
+
+def _delivery(page_id: str, item: Fields) -> list[Event]:
+    """Each named message was delivered; so was everything sent up to the watermark."""
+    delivery = item.obj("delivery")
+    watermark = delivery.millis("watermark")
+    events: list[Event] = [
+        StatusEvent(page_id, mid, MessageStatus.DELIVERED, watermark)
+        for mid in delivery.idents("mids", max_length=255)
+    ]
+    customer = item.obj("sender").ident("id")
+    events.append(WatermarkEvent(page_id, customer, MessageStatus.DELIVERED, watermark))
+    return events
+
+
+def _read(page_id: str, item: Fields) -> list[Event]:
+    watermark = item.obj("read").millis("watermark")
+    customer = item.obj("sender").ident("id")
+    return [WatermarkEvent(page_id, customer, MessageStatus.READ, watermark)]
+
+
+def _postback(page_id: str, item: Fields) -> list[Event]:
+    """A tap on a button or a persistent-menu item; its title is what the customer chose."""
+    postback = item.obj("postback")
+    customer = item.obj("sender").ident("id")
+    title = postback.text("title", required=False) or labelled("button")
+    # Postbacks from before 2019 have no mid: the customer and the moment name them.
+    mid = postback.ident("mid", required=False, max_length=255) or _synthetic_id(
+        "postback", customer, item.integer("timestamp")
+    )
+    event = MessageEvent(
+        account_id=page_id,
+        contact=ContactRef(customer),
+        external_id=mid,
+        direction=Direction.INBOUND,
+        content_type=ContentType.POSTBACK,
+        content=title,
+        timestamp=item.millis("timestamp"),
+        payload=item.data,
+    )
+    return [event]
+
+
+def _reaction(page_id: str, item: Fields) -> list[Event]:
+    """A reaction to a message, by the customer or by the Page."""
+    reaction = item.obj("reaction")
+    reacted = reaction.ident("mid", max_length=255)
+    action = reaction.text("action")
+    sender = item.obj("sender").ident("id")
+    by_page = sender == page_id
+    emoji = reaction.text("emoji", required=False) or reaction.text("reaction", required=False)
+    event = MessageEvent(
+        account_id=page_id,
+        contact=ContactRef(item.obj("recipient").ident("id") if by_page else sender),
+        # A reaction has no id of its own; a retried webhook must still map to the same one.
+        external_id=_synthetic_id("reaction", reacted, action, item.integer("timestamp")),
+        direction=Direction.OUTBOUND if by_page else Direction.INBOUND,
+        content_type=ContentType.REACTION,
+        content=reaction_preview(emoji if action == "react" else None),
+        timestamp=item.millis("timestamp"),
+        payload=item.data,
+    )
+    return [event]
+
+
+def _synthetic_id(kind: str, *parts: object) -> str:
+    """A stable external id for an event the platform gives none."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+    return f"{kind}:{digest[:40]}"
+
+
+_ITEMS = (
+    ("message", _message),
+    ("delivery", _delivery),
+    ("read", _read),
+    ("postback", _postback),
+    ("reaction", _reaction),
+)

@@ -7,10 +7,42 @@ there is no GET handshake.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import ClassVar
 
-from app.platforms.base import Platform, hmac_sha256_hex, same_secret
+import requests
+
+from app.models import ContentType, Direction, MessageStatus
+from app.platforms import http
+from app.platforms.base import (
+    Account,
+    Grant,
+    Outbound,
+    Platform,
+    Recipient,
+    TokenSet,
+    hmac_sha256_hex,
+    same_secret,
+)
+from app.platforms.calls import answer_json, unconfirmed, with_retry_after
+from app.platforms.errors import (
+    AuthError,
+    ErrorCode,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
+from app.platforms.events import (
+    AuthorizationRevoked,
+    ContactRef,
+    Event,
+    MediaRef,
+    MessageEvent,
+    WatermarkEvent,
+)
+from app.platforms.parsing import Fields, clip, labelled, load_object
+from app.platforms.replies import check_text, refuse_extras
 
 SIGNATURE_HEADER = "TikTok-Signature"
 
@@ -39,3 +71,279 @@ class TikTok(Platform):
             return False
         expected = hmac_sha256_hex(secret, str(timestamp).encode() + b"." + body)
         return same_secret(expected, received)
+
+    # -- webhooks -----------------------------------------------------------------
+
+    def parse(self, body: bytes) -> list[Event]:
+        return parse_webhook(body)
+
+    # -- sending (PLATFORMS.md, section 4B "Send"; Chatwoot's app/services/tiktok/client.rb) --
+
+    read_receipts: ClassVar[bool] = False
+    typing_indicator: ClassVar[bool] = False
+
+    def validate_reply(self, text: str, extras: Mapping) -> dict:
+        """A TikTok reply is text: 6000 characters at most (``max_text_length``).
+
+        The limit is the one TikTok Business Messaging partners document
+        (infobip.com/docs/tiktok/message-types: "up to 6000 characters").
+        """
+        refuse_extras(self, extras, ())
+        check_text(self, text)
+        return {}
+
+    def send(self, account: Account, recipient: Recipient, outbound: Outbound) -> str:
+        if not recipient.thread_id:
+            raise PermanentError(
+                ErrorCode.INVALID_RECIPIENT,
+                "TikTok has not named this conversation yet; a reply can go out once the "
+                "customer writes again.",
+            )
+        body = {
+            "business_id": account.account_id,
+            "recipient_type": "CONVERSATION",
+            "recipient": recipient.thread_id,
+            "message_type": "TEXT",
+            "text": {"body": outbound.text},
+        }
+        data = self._messaging_call(account, "business/message/send/", body)
+        message = data.get("message")
+        if not isinstance(message, dict) or not message.get("message_id"):
+            raise unconfirmed(self.title)
+        return str(message["message_id"])
+
+    def _messaging_call(self, account: Account, path: str, body: dict) -> dict:
+        """POST to the Business Messaging API; ``data`` of an answer whose ``code`` is 0."""
+        url = f"{self.settings.tiktok_api_url}/{path}"
+        headers = {"Access-Token": account.access_token}
+        response = http.request("POST", url, json=body, headers=headers)
+        envelope = answer_json(response)
+        code = envelope.get("code")
+        if response.ok and code == 0:
+            data = envelope.get("data")
+            return data if isinstance(data, dict) else {}
+        if response.ok and code is None:
+            raise unconfirmed(self.title)
+        title = str(envelope.get("message", ""))
+        error = classify_error(code, title, http_status=response.status_code)
+        raise with_retry_after(error, response)
+
+    # -- connections (PLATFORMS.md, section 4B "Auth") --------------------------------
+
+    title: ClassVar[str] = "TikTok"
+    #: Reading the business account's profile, and reading, sending and managing its DMs.
+    scope: ClassVar[tuple[str, ...]] = (
+        "user.info.basic",
+        "user.info.username",
+        "user.info.profile",
+        "message.list.read",
+        "message.list.send",
+        "message.list.manage",
+    )
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.settings.tiktok_redirect_uri
+
+    def authorize_endpoint(self) -> str:
+        return self.settings.tiktok_auth_url
+
+    def authorize_params(self, state: str) -> dict[str, str]:
+        params = super().authorize_params(state)
+        # TikTok's authorize page calls the app's id client_key; its token calls, client_id.
+        params["client_key"] = params.pop("client_id")
+        return {**params, "scope": ",".join(self.scope)}
+
+    def exchange_code(self, code: str) -> list[Grant]:
+        """The one business account that authorized SNORQ (its ``open_id`` is its business id)."""
+        fields = {
+            "grant_type": "authorization_code",
+            "auth_code": code,
+            "redirect_uri": self.redirect_uri,
+        }
+        data = self._token_call("tt_user/oauth2/token/", fields)
+        tokens = _token_set(data)
+        business_id = data["open_id"]
+        return [Grant(business_id, self._display_name(business_id, tokens.access_token), tokens)]
+
+    def refresh(self, account: Account, refresh_token: str | None) -> TokenSet:
+        if refresh_token is None:
+            raise AuthError(ErrorCode.TOKEN_EXPIRED, "TikTok gave no refresh token; reconnect.")
+        fields = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return _token_set(self._token_call("tt_user/oauth2/refresh_token/", fields))
+
+    def _token_call(self, path: str, fields: Mapping[str, str]) -> dict:
+        app = {"client_id": self.credentials.app_id, "client_secret": self.credentials.app_secret}
+        url = f"{self.settings.tiktok_api_url}/{path}"
+        return business_data(http.request("POST", url, json={**app, **fields}))
+
+    def _display_name(self, business_id: str, token: str) -> str:
+        """The account's name as TikTok shows it; the grant does not depend on it."""
+        fields = json.dumps(["username", "display_name"])
+        try:
+            data = business_data(
+                http.request(
+                    "GET",
+                    f"{self.settings.tiktok_api_url}/business/get/",
+                    params={"business_id": business_id, "fields": fields},
+                    headers={"Access-Token": token},
+                )
+            )
+        except PlatformError:
+            return ""
+        return data.get("display_name") or data.get("username") or ""
+
+
+def _token_set(data: Mapping) -> TokenSet:
+    return TokenSet(
+        access_token=data["access_token"],
+        refresh_token=data.get("refresh_token"),
+        expires_in=data.get("expires_in"),
+        refresh_expires_in=data.get("refresh_token_expires_in"),
+    )
+
+
+#: Business API codes worth trying again: too many requests; TikTok's side failed (5xxxx).
+_THROTTLED = 40100
+_SERVER_ERRORS = range(50000, 60000)
+
+
+def business_data(response: requests.Response) -> dict:
+    """The ``data`` of a Business API answer, which says in ``code`` (not HTTP) if it failed.
+
+    Raises:
+      PlatformError: the refusal, classified by :func:`classify_error`.
+    """
+    envelope = answer_json(response)
+    code = envelope.get("code")
+    if response.ok and code == 0:
+        data = envelope.get("data")
+        return data if isinstance(data, dict) else {}
+    if response.ok and code is None:
+        raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "TikTok's answer had no code.")
+    error = classify_error(code, str(envelope.get("message", "")), http_status=response.status_code)
+    raise with_retry_after(error, response)
+
+
+# -- sending: error classification (SleekFlow's and Qiscus's TikTok Business Messaging
+# error lists; PLATFORMS.md section 4B "Limits") --------------------------------------
+
+#: The access token is missing, wrong or revoked.
+_TOKEN_REFUSED = {40104, 40105}
+#: The app lacks a permission on this account.
+_NO_PERMISSION = 40001
+#: Refused for good, by SNORQ code. 40064 is TikTok's own per-account messaging limit
+#: (conversations per day, messages per 48 h window): retrying in seconds cannot help.
+_SEND_REFUSED = {
+    40064: ErrorCode.RATE_LIMITED,
+    40908: ErrorCode.MEDIA_UPLOAD_FAILED,
+}
+
+
+def classify_error(
+    code: int | None, title: str, *, http_status: int | None = None
+) -> PlatformError:
+    """The error for a Business Messaging refusal, by its ``code`` (never by its text)."""
+    message = f"TikTok error {code}: {title}"
+    if code is None:
+        message = f"TikTok answered HTTP {http_status}."
+    if code == _THROTTLED or http_status == 429:
+        return TemporaryError(ErrorCode.RATE_LIMITED, message, platform_code=code)
+    if code in _SERVER_ERRORS or (http_status or 0) >= 500:
+        return TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, message, platform_code=code)
+    if code in _TOKEN_REFUSED or http_status == 401:
+        return AuthError(ErrorCode.TOKEN_EXPIRED, message, platform_code=code)
+    if code == _NO_PERMISSION:
+        return AuthError(ErrorCode.PERMISSION_DENIED, message, platform_code=code)
+    refused = _SEND_REFUSED.get(code, ErrorCode.REJECTED)
+    return PermanentError(refused, message, platform_code=code)
+
+
+# -- webhooks (PLATFORMS.md, section 4B, "Webhook events"; section 4A for authorization) --
+
+#: Why TikTok says access was removed (developers.tiktok.com/doc/webhooks-events).
+_REVOKE_REASONS = {
+    1: "the user disconnected SNORQ in TikTok",
+    2: "the user deleted their TikTok account",
+    3: "the user's age changed",
+    4: "the account was banned",
+    5: "the developer revoked authorization",
+}
+
+
+def parse_webhook(body: bytes) -> list[Event]:
+    """The events of a TikTok webhook (Business Messaging, or an authorization removal).
+
+    Raises:
+      ParseError: the body is not a TikTok webhook envelope.
+    """
+    envelope = load_object(body)
+    event = envelope.text("event")
+    account_id = envelope.ident("user_openid")
+    if event in ("im_receive_msg", "im_send_msg"):
+        return [_message(account_id, event == "im_receive_msg", _content(envelope))]
+    if event == "im_mark_read_msg":
+        return _read(account_id, _content(envelope))
+    if event == "authorization.removed":
+        return [_revoked(account_id, envelope)]
+    # Referrals, video and comment events: nothing a conversation shows.
+    return []
+
+
+def _content(envelope: Fields) -> Fields:
+    """The event's details: a JSON object carried as a string."""
+    return load_object(envelope.text("content"), "body.content")
+
+
+def _message(account_id: str, inbound: bool, content: Fields) -> MessageEvent:
+    """A customer's message, or the echo of one the business sent (from SNORQ or the app)."""
+    customer = content.obj("from_user" if inbound else "to_user").ident("id")
+    username = content.text("from" if inbound else "to", required=False)
+    content_type, text, media = _body(content)
+    return MessageEvent(
+        account_id=account_id,
+        contact=ContactRef(
+            customer, display_name=clip(username, 200), username=clip(username, 128)
+        ),
+        external_id=content.ident("message_id", max_length=255),
+        direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+        content_type=content_type,
+        content=text,
+        timestamp=content.millis("timestamp"),
+        payload=content.data,
+        thread_id=content.ident("conversation_id"),
+        media=media,
+    )
+
+
+def _body(content: Fields) -> tuple[str, str, tuple[MediaRef, ...]]:
+    kind = content.text("type")
+    if kind == "text":
+        return ContentType.TEXT, content.obj("text").text("body"), ()
+    if kind == "image":
+        media_id = content.obj("image").ident("media_id", max_length=255)
+        return ContentType.IMAGE, labelled("image"), (MediaRef(kind="image", media_id=media_id),)
+    if kind == "share_post":
+        url = content.obj("share_post").text("embed_url", required=False)
+        return ContentType.SHARE, labelled("share", url), ()
+    if kind == "sticker":
+        return ContentType.STICKER, labelled("sticker"), ()
+    return ContentType.UNSUPPORTED, labelled("unsupported"), ()
+
+
+def _read(account_id: str, content: Fields) -> list[Event]:
+    """The customer read everything up to a moment (TikTok has no per-message receipts)."""
+    reader = content.obj("from_user").ident("id")
+    if reader == account_id:
+        # The business read the thread in the TikTok app: that says nothing of the customer.
+        return []
+    read = content.obj("read", required=False)
+    at = read.millis("last_read_timestamp") if read else content.millis("timestamp")
+    return [WatermarkEvent(account_id, reader, MessageStatus.READ, at)]
+
+
+def _revoked(account_id: str, envelope: Fields) -> AuthorizationRevoked:
+    reason = None
+    if envelope.data.get("content"):
+        reason = _content(envelope).integer("reason", required=False)
+    return AuthorizationRevoked(account_id, _REVOKE_REASONS.get(reason, ""))

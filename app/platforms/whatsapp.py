@@ -5,22 +5,218 @@ Protocol facts: ../shared/PLATFORMS.md, section 2.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import ClassVar
+from urllib.parse import urlencode
 
+from app.models import ContentType, Direction, MessageStatus
+from app.platforms import http
+from app.platforms.base import (
+    Account,
+    Grant,
+    Outbound,
+    Recipient,
+    TokenSet,
+    parse_snorq_reference,
+    snorq_reference,
+)
+from app.platforms.calls import answer_json, unconfirmed, with_retry_after
 from app.platforms.errors import (
     AuthError,
     ErrorCode,
+    ParseError,
     PermanentError,
     PlatformError,
     TemporaryError,
 )
-from app.platforms.meta import MetaPlatform
+from app.platforms.events import (
+    ContactRef,
+    Event,
+    MediaRef,
+    MessageEvent,
+    PlatformNotice,
+    StatusEvent,
+)
+from app.platforms.meta import MetaPlatform, graph_error
+from app.platforms.meta_send import Refusal, post_messages
+from app.platforms.parsing import (
+    Fields,
+    clip,
+    labelled,
+    load_object,
+    location_preview,
+    reaction_preview,
+)
+from app.platforms.replies import check_text, refusal, refuse_extras
 
 
 class WhatsApp(MetaPlatform):
     name: ClassVar[str] = "whatsapp"
     max_text_length: ClassVar[int] = 4096
     burst_limit: ClassVar[tuple[int, int]] = (80, 1)
+
+    # -- webhooks -----------------------------------------------------------------
+
+    def parse(self, body: bytes) -> list[Event]:
+        return parse_webhook(body)
+
+    # -- connections (Embedded Signup: business linking with WHATSAPP_CONFIG_ID) ------
+    # https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/onboarding-customers-as-a-tech-provider
+
+    title: ClassVar[str] = "WhatsApp"
+
+    def can_connect(self) -> bool:
+        return super().can_connect() and bool(self.settings.whatsapp_config_id)
+
+    def authorize_params(self, state: str) -> dict[str, str]:
+        # Facebook Login for Business: the configuration, not a scope, says what is asked.
+        return {
+            **super().authorize_params(state),
+            "config_id": self.settings.whatsapp_config_id,
+            "override_default_response_type": "true",
+        }
+
+    def exchange_code(self, code: str) -> list[Grant]:
+        """One grant per phone number of each WhatsApp Business Account the business shared.
+
+        Each account is subscribed to SNORQ's app, so its webhooks arrive.
+        """
+        tokens = self.redeem_code(code)
+        grants = []
+        for waba_id in self.shared_accounts(tokens.access_token):
+            self.subscribe_app(waba_id, tokens.access_token, {})
+            numbers = self.graph_list(
+                f"{waba_id}/phone_numbers",
+                tokens.access_token,
+                {"fields": "id,display_phone_number,verified_name"},
+            )
+            grants += [_number_grant(number, tokens) for number in numbers]
+        return grants
+
+    def shared_accounts(self, business_token: str) -> list[str]:
+        """The WhatsApp Business Account ids a business token was granted."""
+        app_token = f"{self.credentials.app_id}|{self.credentials.app_secret}"
+        query = urlencode({"input_token": business_token})
+        data = self._batch_get(f"debug_token?{query}", app_token).get("data", {})
+        for scope in data.get("granular_scopes", []):
+            if scope.get("scope") == "whatsapp_business_management":
+                return list(scope.get("target_ids", []))
+        return []
+
+    def _batch_get(self, relative_url: str, token: str) -> dict:
+        """A GET sent inside a Graph batch request, so its query travels in a POST body.
+
+        ``debug_token`` takes the token it inspects in its query string.
+        https://developers.facebook.com/docs/graph-api/batch-requests
+        """
+        batch = json.dumps([{"method": "GET", "relative_url": relative_url}])
+        response = http.request(
+            "POST",
+            self.settings.graph_api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            data={"batch": batch, "include_headers": "false"},
+        )
+        if not response.ok:
+            error = graph_error(response.status_code, answer_json(response))
+            raise with_retry_after(error, response)
+        answer = response.json()[0]
+        body = json.loads(answer["body"])
+        if answer["code"] != 200:
+            raise graph_error(answer["code"], body)
+        return body
+
+    # -- sending (PLATFORMS.md, section 2, "Send a message", "Template", "Mark as read") --
+
+    read_receipts: ClassVar[bool] = True
+    typing_indicator: ClassVar[bool] = True
+
+    def validate_reply(self, text: str, extras: Mapping) -> dict:
+        """The extras of a reply, checked: a template (name, language, components) or none."""
+        refuse_extras(self, extras, {"template"})
+        if "template" not in extras:
+            check_text(self, text)
+            return {}
+        return {"template": _checked_template(extras["template"])}
+
+    def send(self, account: Account, recipient: Recipient, outbound: Outbound) -> str:
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            **_addressee(recipient),
+            # Echoed in every status webhook: links a status to this send even when
+            # the send's own answer was lost.
+            "biz_opaque_callback_data": snorq_reference(outbound.snorq_message_id),
+            **_content(outbound),
+        }
+        answer = post_messages(self, account, body, _classify)
+        sent = answer.get("messages")
+        if not isinstance(sent, list) or not sent or not sent[0].get("id"):
+            raise unconfirmed(self.title)
+        return sent[0]["id"]
+
+    def mark_read(self, account: Account, recipient: Recipient, external_id: str) -> None:
+        post_messages(self, account, _read_receipt(external_id), _classify)
+
+    def typing(self, account: Account, recipient: Recipient, external_id: str) -> None:
+        """Show "typing…"; WhatsApp ties it to reading the customer's latest message."""
+        body = {**_read_receipt(external_id), "typing_indicator": {"type": "text"}}
+        post_messages(self, account, body, _classify)
+
+
+def _number_grant(number: dict, tokens: TokenSet) -> Grant:
+    """A phone number as a grant, named the way WhatsApp Manager shows it."""
+    parts = (number.get("verified_name"), number.get("display_phone_number"))
+    return Grant(number["id"], " · ".join(part for part in parts if part), tokens)
+
+
+# -- sending ---------------------------------------------------------------------------
+
+
+def _addressee(recipient: Recipient) -> dict:
+    """``to`` the phone number when SNORQ knows it, else ``recipient``: the BSUID.
+
+    When both are sent WhatsApp uses the number; a contact stored from an older
+    payload is keyed on its ``wa_id``, which is all digits (a BSUID never is).
+    """
+    if recipient.phone:
+        return {"to": recipient.phone}
+    if recipient.external_id.isdigit():
+        return {"to": recipient.external_id}
+    return {"recipient": recipient.external_id}
+
+
+def _content(outbound: Outbound) -> dict:
+    template = outbound.template
+    if template is None:
+        return {"type": "text", "text": {"body": outbound.text}}
+    sent = {"name": template["name"], "language": {"code": template["language"]}}
+    if template["components"]:
+        sent["components"] = template["components"]
+    return {"type": "template", "template": sent}
+
+
+def _read_receipt(external_id: str) -> dict:
+    return {"messaging_product": "whatsapp", "status": "read", "message_id": external_id}
+
+
+def _checked_template(template: object) -> dict:
+    """A template as the API takes it: ``{"name", "language": "en_US", "components": [...]}``."""
+    if not isinstance(template, Mapping):
+        raise refusal("template must be an object with name, language and components.")
+    name, language = template.get("name"), template.get("language")
+    components = template.get("components", [])
+    if not isinstance(name, str) or not name.strip():
+        raise refusal("template.name must be the name of an approved template.")
+    if not isinstance(language, str) or not language.strip():
+        raise refusal('template.language must be a language code such as "en_US".')
+    if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
+        raise refusal("template.components must be a list of objects.")
+    return {"name": name.strip(), "language": language.strip(), "components": components}
+
+
+def _classify(answer: Refusal) -> PlatformError:
+    return classify_error(answer.code, answer.message, http_status=answer.http_status)
 
 
 # -- errors (PLATFORMS.md, "Error codes and HTTP status" and "Error classification") --
@@ -50,7 +246,7 @@ def classify_error(
     Classified by code, never by text; ``title`` only becomes the message staff read.
     """
     message = f"WhatsApp error {code}: {title}" if code is not None else title
-    if code in _THROTTLED:
+    if code in _THROTTLED or (code is None and http_status == 429):
         return TemporaryError(ErrorCode.RATE_LIMITED, message, platform_code=code)
     if code in _UNAVAILABLE or (code is None and (http_status or 0) >= 500):
         return TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, message, platform_code=code)
@@ -61,3 +257,225 @@ def classify_error(
     if code in _PERMANENT:
         return PermanentError(_PERMANENT[code], message, platform_code=code)
     return PermanentError(ErrorCode.REJECTED, message, platform_code=code)
+
+
+# -- webhooks (PLATFORMS.md, "Webhook envelope", "Message types", "Statuses") --------
+
+#: WhatsApp's status names; "played" (a voice note was listened to) implies read.
+_STATUSES = {
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.READ,
+    "played": MessageStatus.READ,
+    "failed": MessageStatus.FAILED,
+}
+
+_MEDIA = {
+    "image": ContentType.IMAGE,
+    "video": ContentType.VIDEO,
+    "audio": ContentType.AUDIO,
+    "document": ContentType.DOCUMENT,
+    "sticker": ContentType.STICKER,
+}
+
+#: The longest phone number a contact row holds.
+_MAX_PHONE = 32
+
+
+def parse_webhook(body: bytes) -> list[Event]:
+    """The events of a Cloud API webhook: every entry, change, message, status and error.
+
+    Raises:
+      ParseError: the body is not a WhatsApp Business Account webhook.
+    """
+    payload = load_object(body)
+    if payload.text("object") != "whatsapp_business_account":
+        raise ParseError("body.object is not whatsapp_business_account")
+    events: list[Event] = []
+    for entry in payload.objects("entry", required=True):
+        for change in entry.objects("changes", required=True):
+            # Other fields (template, account and quality updates) carry no messages.
+            if change.text("field") == "messages":
+                events += _parse_value(change.obj("value"))
+    return events
+
+
+def _parse_value(value: Fields) -> list[Event]:
+    account_id = value.obj("metadata").ident("phone_number_id")
+    profiles = value.objects("contacts")
+    events: list[Event] = [_message(account_id, m, profiles) for m in value.objects("messages")]
+    for status in value.objects("statuses"):
+        event = _status(account_id, status)
+        if event is not None:
+            events.append(event)
+    events += [_notice(account_id, error) for error in value.objects("errors")]
+    return events
+
+
+def _message(account_id: str, message: Fields, profiles: list[Fields]) -> MessageEvent:
+    kind = message.text("type")
+    content_type, content, media = _CONTENT.get(kind, _unsupported)(message, kind)
+    return MessageEvent(
+        account_id=account_id,
+        contact=_contact(message, profiles),
+        external_id=message.ident("id", max_length=255),
+        direction=Direction.INBOUND,
+        content_type=content_type,
+        content=content,
+        timestamp=message.seconds("timestamp"),
+        payload=message.data,
+        media=media,
+    )
+
+
+def _contact(message: Fields, profiles: list[Fields]) -> ContactRef:
+    """The sender: keyed on the BSUID when there is one, the phone number kept beside it."""
+    user_id = message.ident("from_user_id", required=False)
+    phone = message.ident("from", required=False)
+    if user_id is None and phone is None and message.data.get("type") == "system":
+        # A changed user id arrives with neither: the thread is the one of the old id.
+        system = message.obj("system")
+        user_id = system.ident("previous_user_id", required=False) or system.ident("user_id")
+    profile = next((p for p in profiles if _same_user(p, user_id, phone)), None)
+    if profile is not None:
+        user_id = user_id or profile.ident("user_id", required=False)
+        phone = phone or profile.ident("wa_id", required=False)
+    if user_id is None and phone is None:
+        raise ParseError(f"{message.where} names no sender")
+    if phone is not None and len(phone) > _MAX_PHONE:
+        raise ParseError(f"{message.where}.from is not a phone number")
+    names = profile.obj("profile", required=False) if profile is not None else None
+    return ContactRef(
+        external_id=user_id or phone,
+        phone=phone,
+        display_name=clip(names.text("name", required=False), 200) if names else None,
+        username=clip(names.text("username", required=False), 128) if names else None,
+    )
+
+
+def _same_user(profile: Fields, user_id: str | None, phone: str | None) -> bool:
+    return (user_id is not None and profile.ident("user_id", required=False) == user_id) or (
+        phone is not None and profile.ident("wa_id", required=False) == phone
+    )
+
+
+def _text(message: Fields, kind: str):
+    return ContentType.TEXT, message.obj("text").text("body"), ()
+
+
+def _media(message: Fields, kind: str):
+    media = message.obj(kind)
+    filename = clip(media.text("filename", required=False), 255)
+    ref = MediaRef(
+        kind=kind,
+        media_id=media.ident("id", max_length=255),
+        url=media.text("url", required=False),
+        mime_type=clip(media.text("mime_type", required=False), 255),
+        filename=filename,
+        sha256=clip(media.text("sha256", required=False), 128),
+    )
+    label = "voice" if kind == "audio" and media.flag("voice") else kind
+    caption = media.text("caption", required=False)
+    content = caption or labelled(label, filename if kind == "document" else None)
+    return _MEDIA[kind], content, (ref,)
+
+
+def _location(message: Fields, kind: str):
+    location = message.obj("location")
+    preview = location_preview(location.number("latitude"), location.number("longitude"))
+    return ContentType.LOCATION, preview, ()
+
+
+def _contacts(message: Fields, kind: str):
+    names = []
+    for card in message.objects("contacts", required=True):
+        name = card.obj("name", required=False)
+        names.append(name.text("formatted_name", required=False) if name else None)
+    return ContentType.CONTACTS, labelled("contacts", ", ".join(n for n in names if n)), ()
+
+
+def _interactive(message: Fields, kind: str):
+    interactive = message.obj("interactive", required=False)
+    if interactive is None:
+        # Meta sends a reply it could not render bare, with the reason in value.errors.
+        return _unsupported(message, kind)
+    reply_type = interactive.text("type")
+    if reply_type in ("button_reply", "list_reply"):
+        return ContentType.INTERACTIVE, interactive.obj(reply_type).text("title"), ()
+    if reply_type == "nfm_reply":
+        body = interactive.obj("nfm_reply").text("body", required=False)
+        return ContentType.INTERACTIVE, body or labelled("form"), ()
+    return ContentType.INTERACTIVE, labelled("button"), ()
+
+
+def _button(message: Fields, kind: str):
+    """A tap on a template's quick-reply button."""
+    return ContentType.INTERACTIVE, message.obj("button").text("text"), ()
+
+
+def _reaction(message: Fields, kind: str):
+    reaction = message.obj("reaction")
+    reaction.ident("message_id", max_length=255)
+    return ContentType.REACTION, reaction_preview(reaction.text("emoji", required=False)), ()
+
+
+def _system(message: Fields, kind: str):
+    body = message.obj("system").text("body", required=False)
+    return ContentType.SYSTEM, body or labelled("system"), ()
+
+
+def _order(message: Fields, kind: str):
+    items = message.obj("order").objects("product_items")
+    return ContentType.UNSUPPORTED, labelled("order", f"{len(items)} items" if items else None), ()
+
+
+def _unsupported(message: Fields, kind: str):
+    return ContentType.UNSUPPORTED, labelled("unsupported"), ()
+
+
+_CONTENT = {
+    "text": _text,
+    **dict.fromkeys(_MEDIA, _media),
+    "location": _location,
+    "contacts": _contacts,
+    "interactive": _interactive,
+    "button": _button,
+    "reaction": _reaction,
+    "system": _system,
+    "order": _order,
+}
+
+
+def _status(account_id: str, status: Fields) -> StatusEvent | None:
+    """A status SNORQ tracks, or None for one it does not (a "deleted", say)."""
+    name = _STATUSES.get(status.text("status"))
+    if name is None:
+        return None
+    error_code = error_message = None
+    if name == MessageStatus.FAILED:
+        error_code, error_message = _failure(status.objects("errors"))
+    return StatusEvent(
+        account_id=account_id,
+        external_id=status.ident("id", max_length=255),
+        status=name,
+        timestamp=status.seconds("timestamp"),
+        error_code=error_code,
+        error_message=error_message,
+        snorq_message_id=parse_snorq_reference(status.data.get("biz_opaque_callback_data")),
+    )
+
+
+def _failure(errors: list[Fields]) -> tuple[int | None, str | None]:
+    """SNORQ's code and message for a failed status (classified like a failed send)."""
+    if not errors:
+        return None, None
+    code = errors[0].integer("code", required=False)
+    title = errors[0].text("title", required=False) or "The message could not be delivered."
+    error = classify_error(code, title)
+    return int(error.code), error.message
+
+
+def _notice(account_id: str, error: Fields) -> PlatformNotice:
+    code = error.integer("code", required=False)
+    title = error.text("title", required=False) or "error"
+    return PlatformNotice(account_id=account_id, code=str(code or "unknown"), message=title)

@@ -9,23 +9,43 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import logging
 
+import dramatiq
+from dramatiq.errors import BrokerError
 from flask import Blueprint, Flask, abort, jsonify, request
 from peewee import Tuple, fn
+from redis import RedisError
 from werkzeug.exceptions import HTTPException
 
 from app import live, messages
 from app.config import get_settings
 from app.db import utcnow
-from app.models import Attachment, Contact, Conversation, Message, PlatformConnection
-from app.serializers import connection_json, conversation_json, message_json
+from app.models import (
+    Attachment,
+    Contact,
+    ContentType,
+    Conversation,
+    Direction,
+    Message,
+    PlatformConnection,
+)
+from app.platforms import get_platform
+from app.platforms.errors import PermanentError
+from app.serializers import connection_json, conversation_json, message_json, timestamp
 from app.web.access import api_login_required, current_user
-from app.windows import window_open
+from app.windows import window_closes_at, window_open
+from workers.outbound import send_message, send_read_receipt, send_typing
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+#: What a reply may carry besides its text (each platform takes its own).
+REPLY_EXTRAS = ("template", "quick_replies")
+MAX_KEY_LENGTH = 128
 
 
 def _organization_id() -> int:
@@ -69,7 +89,16 @@ def get_conversation(conversation_id: int) -> Conversation:
 
 def _conversation_json(conversation: Conversation) -> dict:
     platform = conversation.contact.platform
-    return conversation_json(conversation, conversation.contact, can_reply(conversation, platform))
+    data = conversation_json(conversation, conversation.contact, can_reply(conversation, platform))
+    # The inbox page counts the messaging window down from this.
+    data["window_closes_at"] = timestamp(
+        window_closes_at(
+            platform,
+            conversation.last_inbound_at,
+            human_agent=get_settings().messenger_human_agent,
+        )
+    )
+    return data
 
 
 @bp.get("/conversations")
@@ -126,8 +155,90 @@ def list_messages(conversation_id: int):
 @api_login_required
 def mark_read(conversation_id: int):
     conversation = get_conversation(conversation_id)
+    had_unread = conversation.unread_count > 0
     messages.publish(messages.mark_conversation_read(conversation))
+    if had_unread and get_platform(conversation.connection.platform).read_receipts:
+        _enqueue(send_read_receipt, conversation.id)
     return jsonify(conversation_id=conversation.id, unread_count=0)
+
+
+# -- sending replies (README, "Sending replies"): the web process only stores and queues --
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+@api_login_required
+def send_reply(conversation_id: int):
+    """Store a staff reply as PENDING and queue its send: 202 with the message."""
+    conversation = get_conversation(conversation_id)
+    content, extras, idempotency_key = _reply_fields(request.get_json(silent=True))
+    try:
+        extras = get_platform(conversation.connection.platform).validate_reply(content, extras)
+    except PermanentError as error:
+        abort(400, description=error.message)
+    template = extras.get("template")
+    message, notices = messages.create_outbound(
+        conversation,
+        user_id=current_user().id,
+        content=content or f"Template {template['name']} ({template['language']})",
+        content_type=ContentType.TEMPLATE if template else ContentType.TEXT,
+        options=extras or None,
+        idempotency_key=idempotency_key,
+    )
+    messages.publish(notices)
+    if notices:
+        _enqueue(send_message, message.id)
+    return jsonify(message=message_json(message)), 202
+
+
+def _reply_fields(body: object) -> tuple[str, dict, str | None]:
+    """``(content, extras, idempotency_key)`` from a reply's JSON body, or a 400."""
+    if not isinstance(body, dict):
+        abort(400, description='Send a JSON object such as {"content": "Hello"}.')
+    content, key = body.get("content", ""), body.get("idempotency_key")
+    if not isinstance(content, str):
+        abort(400, description="content must be a string.")
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH):
+        abort(400, description=f"idempotency_key must be text of 1 to {MAX_KEY_LENGTH} characters.")
+    extras = {name: body[name] for name in REPLY_EXTRAS if name in body}
+    return content, extras, key
+
+
+@bp.post("/messages/<int:message_id>/retry")
+@api_login_required
+def retry_message(message_id: int):
+    """Send a FAILED reply again (a new attempt, queued): 202 with the message."""
+    message = Message.get_or_none(
+        Message.id == message_id, Message.organization == _organization_id()
+    )
+    if message is None:
+        abort(404)
+    outbound = message.direction == Direction.OUTBOUND
+    notices = messages.retry_failed(message) if outbound else []
+    if not notices:
+        abort(409, description="Only a failed reply can be sent again.")
+    messages.publish(notices)
+    _enqueue(send_message, message.id)
+    return jsonify(message=notices[0].data["message"]), 202
+
+
+@bp.post("/conversations/<int:conversation_id>/typing")
+@api_login_required
+def typing(conversation_id: int):
+    """Show the customer staff are typing: 202 when queued, 204 where the platform has none."""
+    conversation = get_conversation(conversation_id)
+    if not get_platform(conversation.connection.platform).typing_indicator:
+        return "", 204
+    _enqueue(send_typing, conversation.id)
+    return jsonify(conversation_id=conversation.id, typing=True), 202
+
+
+def _enqueue(actor: dramatiq.Actor, *args) -> None:
+    """Queue a job. A reply's message is already stored: if the broker is down, the
+    sweep queues it once it is back; a read receipt or typing indicator is dropped."""
+    try:
+        actor.send(*args)
+    except (RedisError, BrokerError) as error:
+        log.warning("Could not queue %s (%s)", actor.actor_name, type(error).__name__)
 
 
 @bp.get("/connections")

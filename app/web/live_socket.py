@@ -1,11 +1,149 @@
-"""(filled in by its issue)"""
+"""``/ws``: the organization's live events, pushed to a signed-in staff page.
+
+The page connects with ``?since=<the last sequence number it has>``. The socket
+subscribes first and then reads the organization's event log from that number,
+so nothing published in between is lost. From then on a published event only
+wakes the socket, which reads the log again from the last number it sent: the
+page gets every event once, in order, whatever the subscription dropped. When
+the log no longer reaches back far enough, the page gets ``{"type": "reset",
+"seq": N}``: reload, then continue after N.
+
+Only the session cookie authenticates (a token in a URL ends up in logs), and the
+``Origin`` must be this site, since browsers send cookies on cross-site
+websocket handshakes too. Each socket holds a server thread, so a socket that
+stops answering pings is closed, and every socket closes after a while to be
+re-authorized when the page reconnects.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import json
+import logging
+import queue
+import random
+import time
+from urllib.parse import urlsplit
+
+import redis
+from flask import Blueprint, Flask, abort, current_app, g, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed, Server
+
+from app import live
+from app.db import database
+from app.web.access import current_user
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("live_socket", __name__)
+sock = Sock()
+
+#: Ping the client this often; one unanswered ping closes the socket.
+PING_SECONDS = 25
+#: After this long with nothing sent, send ``{"type": "heartbeat"}``, so the page
+#: notices a connection that died silently.
+HEARTBEAT_SECONDS = 25
+#: Close a socket after about this long (spread out, so pages that connected
+#: together do not all come back at once); the page reconnects and is authorized again.
+MAX_SOCKET_SECONDS = 15 * 60
+#: A longer backlog is replaced by a reset: reloading is cheaper than replaying.
+MAX_BACKLOG = 500
+#: The page sends nothing the server acts on.
+MAX_MESSAGE_BYTES = 1024
+
+HEARTBEAT = json.dumps({"type": "heartbeat"})
+
+
+@bp.before_request
+def _authorize():
+    """Refuse the handshake, before it is accepted, from other sites and without a session."""
+    if not _same_origin(request.headers.get("Origin", "")):
+        abort(403)
+    if current_user() is None or g.get("authenticated_by") != "session":
+        abort(401)
+
+
+def _same_origin(origin: str) -> bool:
+    """Whether ``origin`` is this site, as the request reached it or as it is published."""
+    parts = urlsplit(origin)
+    published = urlsplit(current_app.config["SNORQ_SETTINGS"].public_url).netloc
+    return parts.scheme in {"http", "https"} and parts.netloc in {request.host, published}
+
+
+@sock.route("/ws", bp=bp)
+def live_events(ws: Server) -> None:
+    """Push the organization's events to one staff page until it goes."""
+    organization_id = current_user().organization_id
+    since = request.args.get("since", type=int)
+    # The socket may stay open for minutes; it must not hold a pooled connection.
+    if not database.is_closed():
+        database.close()
+    try:
+        _stream(ws, organization_id, since)
+    except (ConnectionClosed, OSError):
+        pass
+    except redis.RedisError:
+        log.warning("Live events unavailable; closing the socket so the page reconnects")
+
+
+def _stream(ws: Server, organization_id: int, since: int | None) -> None:
+    """Send the events after ``since``, then each new one, until the client goes."""
+    closes_at = time.monotonic() + MAX_SOCKET_SECONDS * random.uniform(0.8, 1.0)
+    with live.hub.subscription(organization_id) as wakeups:
+        latest = live.latest_seq(organization_id)
+        if since is None or since > latest:
+            # No position, or one from before the event log was lost: start afresh.
+            seq = _reset(ws, latest) if since is not None else latest
+        else:
+            seq = since
+        last_sent = time.monotonic()
+        while time.monotonic() < closes_at:
+            sent = _send_since(ws, organization_id, seq)
+            now = time.monotonic()
+            if sent != seq:
+                seq, last_sent = sent, now
+            elif now - last_sent >= HEARTBEAT_SECONDS:
+                ws.send(HEARTBEAT)
+                last_sent = now
+            _wait(ws, wakeups, until=last_sent + HEARTBEAT_SECONDS)
+
+
+def _send_since(ws: Server, organization_id: int, seq: int) -> int:
+    """Send the logged events after ``seq``; return the last number sent."""
+    events, complete = live.events_since(organization_id, seq)
+    if not complete or len(events) > MAX_BACKLOG:
+        return _reset(ws, live.latest_seq(organization_id))
+    for event in events:
+        ws.send(json.dumps(event))
+    return events[-1]["seq"] if events else seq
+
+
+def _reset(ws: Server, latest: int) -> int:
+    ws.send(json.dumps({"type": "reset", "seq": latest}))
+    return latest
+
+
+def _wait(ws: Server, wakeups: queue.Queue, until: float) -> None:
+    """Wait for the organization's next event, or until ``until`` (a monotonic time).
+
+    Raises:
+      ConnectionClosed: once the client has gone (checked every second).
+    """
+    while (left := until - time.monotonic()) > 0:
+        while ws.receive(timeout=0) is not None:
+            pass
+        try:
+            wakeups.get(timeout=min(left, 1.0))
+        except queue.Empty:
+            continue
+        while not wakeups.empty():
+            wakeups.get_nowait()
+        return
 
 
 def init_app(app: Flask) -> None:
+    app.config.setdefault(
+        "SOCK_SERVER_OPTIONS",
+        {"ping_interval": PING_SECONDS, "max_message_size": MAX_MESSAGE_BYTES},
+    )
     app.register_blueprint(bp)

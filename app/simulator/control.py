@@ -1,0 +1,138 @@
+"""The simulator's own endpoints, for tests and the curious: ``/_simulator/…``.
+
+- ``POST /_simulator/faults`` ``{platform, kind, count?, endpoint?, account_id?,
+  retry_after?, delay?, status?}`` injects a fault; ``GET`` lists what is left,
+  ``DELETE`` clears them all.
+- ``GET /_simulator/requests?since=SEQ&platform=&endpoint=&account_id=`` lists the
+  API requests received (arrival time, body without tokens, answer); ``DELETE``
+  forgets them.
+- ``GET /_simulator/webhooks`` lists the webhooks delivered to SNORQ (or given up).
+- ``POST /_simulator/accounts`` ``{platform, account_id, access_token,
+  refresh_token?, expires_in?, name?}`` makes a token valid; ``GET`` lists accounts.
+- ``POST /_simulator/customers/messages`` ``{platform, account_id, from?, name?,
+  text?, image?}``: the customer writes to the business (a picture if ``image``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, jsonify, request
+
+from app.config import PLATFORMS
+from app.simulator import current, messenger
+from app.simulator.customer import customer
+from app.simulator.inbound import message_webhook
+from app.simulator.media import SAMPLE_PICTURE_ID
+
+bp = Blueprint("control", __name__, url_prefix="/_simulator")
+
+
+def _bad(message: str):
+    return jsonify({"error": message}), 400
+
+
+@bp.get("/")
+def summary():
+    sim = current()
+    return jsonify(
+        {
+            "snorq_url": sim.deliveries.snorq_url,
+            "accounts": [account.json() for account in sim.registry.accounts()],
+            "faults": sim.faults.pending(),
+            "webhooks_pending": sim.deliveries.pending(),
+        }
+    )
+
+
+@bp.post("/faults")
+def add_fault():
+    try:
+        fault = current().faults.add(request.get_json(silent=True) or {})
+    except (ValueError, TypeError) as error:
+        return _bad(str(error))
+    return jsonify({"fault": fault.__dict__}), 201
+
+
+@bp.get("/faults")
+def list_faults():
+    return jsonify({"faults": current().faults.pending()})
+
+
+@bp.delete("/faults")
+def clear_faults():
+    current().faults.clear()
+    return "", 204
+
+
+@bp.get("/requests")
+def list_requests():
+    since = request.args.get("since", "0")
+    if not since.isdigit():
+        return _bad("since must be a sequence number")
+    filters = {key: request.args.get(key, "") for key in ("platform", "endpoint", "account_id")}
+    entries = current().journal.since(int(since), filters)
+    return jsonify({"requests": entries, "last_seq": entries[-1]["seq"] if entries else int(since)})
+
+
+@bp.delete("/requests")
+def clear_requests():
+    current().journal.clear()
+    return "", 204
+
+
+@bp.get("/webhooks")
+def list_webhooks():
+    sim = current()
+    return jsonify({"webhooks": sim.deliveries.finished(), "pending": sim.deliveries.pending()})
+
+
+@bp.get("/accounts")
+def list_accounts():
+    return jsonify({"accounts": [account.json() for account in current().registry.accounts()]})
+
+
+@bp.post("/accounts")
+def add_account():
+    spec = request.get_json(silent=True) or {}
+    if spec.get("platform") not in PLATFORMS or not spec.get("account_id"):
+        return _bad(f"platform (one of {PLATFORMS}) and account_id are required")
+    if not spec.get("access_token"):
+        return _bad("access_token is required")
+    expires_in = spec.get("expires_in")
+    account = current().registry.register(
+        spec["platform"],
+        str(spec["account_id"]),
+        str(spec["access_token"]),
+        refresh_token=spec.get("refresh_token"),
+        expires_at=None if expires_in is None else time.time() + float(expires_in),
+        name=spec.get("name", ""),
+    )
+    return jsonify({"account": account.json()}), 201
+
+
+@bp.post("/customers/messages")
+def customer_writes():
+    """The fake customer sends the business a message, delivered to SNORQ as a webhook."""
+    spec = request.get_json(silent=True) or {}
+    platform, account_id = spec.get("platform"), spec.get("account_id")
+    if platform not in PLATFORMS or not account_id:
+        return _bad(f"platform (one of {PLATFORMS}) and account_id are required")
+    if not spec.get("text") and not spec.get("image"):
+        return _bad("give text, image, or both")
+    sim = current()
+    account = sim.registry.add_account(platform, str(account_id))
+    who = customer(platform, spec.get("from"), spec.get("name"))
+    picture = sim.media.get(platform, SAMPLE_PICTURE_ID) if spec.get("image") else None
+    picture_url = None
+    if picture is not None and platform == "facebook":
+        picture_url = messenger.attachment_url(sim, picture)
+    message_id, payload = message_webhook(
+        account, who, text=spec.get("text", ""), picture=picture, picture_url=picture_url
+    )
+    sim.deliveries.schedule(platform, payload, 0.0, f"inbound {message_id}")
+    return jsonify({"message_id": message_id, "from": who.external_id}), 202
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,241 @@
+// The inbox page: the conversation list, the open thread and the reply box, kept
+// current by the organization's live events. Every piece of data comes from the
+// JSON API; the page keeps one shared copy of each conversation it has seen.
+
+import { api, el, platformBadge, platformLabel, refreshTimes, showLiveState } from "./snorq.js";
+import { Composer } from "./composer.js";
+import { ConversationList } from "./conversation_list.js";
+import { followLive } from "./live.js";
+import { Thread } from "./thread.js";
+
+const $ = (id) => document.getElementById(id);
+
+const known = new Map();
+const fetching = new Map();
+let connections = new Map();
+
+const list = new ConversationList(remember);
+const thread = new Thread();
+const composer = new Composer((message) => {
+  if (thread.id === message.conversation_id) thread.add(message);
+});
+const baseTitle = document.title;
+
+// Merge what the API or an event says about a conversation into the shared copy.
+function remember(conversation) {
+  const copy = known.get(conversation.id);
+  if (!copy) {
+    known.set(conversation.id, conversation);
+    return conversation;
+  }
+  const contact = { ...copy.contact, ...conversation.contact };
+  return Object.assign(copy, conversation, { contact });
+}
+
+// The whole conversation from the API (one request per conversation at a time).
+function fetchConversation(id) {
+  if (!fetching.has(id)) {
+    const request = api(`/api/v1/conversations/${id}`)
+      .then((data) => remember(data.conversation))
+      .finally(() => fetching.delete(id));
+    fetching.set(id, request);
+  }
+  return fetching.get(id);
+}
+
+async function openConversation(id) {
+  thread.start(id);
+  list.setActive(id);
+  saveLocation();
+  let conversation, messages;
+  try {
+    [conversation, messages] = await Promise.all([fetchConversation(id), thread.fetchLatest(id)]);
+  } catch (error) {
+    if (thread.id !== id) return;
+    thread.close(error.status === 404 ? "This conversation does not exist." : "Could not load it.");
+    saveLocation();
+    return;
+  }
+  if (thread.id !== id) return;
+  thread.show(conversation, messages, connections.get(conversation.connection_id));
+  composer.show(conversation);
+  markReadIfSeen();
+}
+
+function markReadIfSeen() {
+  const conversation = thread.conversation;
+  if (!conversation?.unread_count || document.visibilityState !== "visible") return;
+  conversation.unread_count = 0;
+  list.show(conversation);
+  api(`/api/v1/conversations/${conversation.id}/read`, { method: "POST" }).catch(() => {});
+}
+
+async function retry(button) {
+  button.disabled = true;
+  try {
+    const data = await api(`/api/v1/messages/${button.dataset.retry}/retry`, { method: "POST" });
+    if (thread.id === data.message.conversation_id) thread.add(data.message);
+  } catch (error) {
+    button.disabled = false;
+    composer.showError(error);
+  }
+}
+
+function saveLocation() {
+  const params = new URLSearchParams();
+  if (list.filters.platform) params.set("platform", list.filters.platform);
+  if (list.filters.unread) params.set("unread", "1");
+  if (thread.id) params.set("c", thread.id);
+  const query = params.toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
+
+// -- connections that need a person ------------------------------------------
+
+async function loadConnections() {
+  const data = await api("/api/v1/connections");
+  connections = new Map(data.connections.map((connection) => [connection.id, connection]));
+  renderBanners();
+  if (thread.conversation) thread.update(connections.get(thread.conversation.connection_id));
+}
+
+function renderBanners() {
+  const banners = [...connections.values()]
+    .filter((connection) => connection.status === "NEEDS_REAUTH")
+    .map((connection) => {
+      const name = connection.name || connection.account_id;
+      const reason = connection.status_reason ? `: ${connection.status_reason}` : ".";
+      return el(
+        "div",
+        { class: "banner", role: "alert" },
+        platformBadge(connection.platform),
+        el("span", {
+          text: `${platformLabel(connection.platform)} · ${name} needs to be reconnected${reason}`,
+        }),
+        el("a", {
+          class: "button",
+          href: `/api/v1/platforms/connect/${encodeURIComponent(connection.platform)}`,
+          text: "Reconnect",
+        }),
+      );
+    });
+  $("banners").replaceChildren(...banners);
+}
+
+// -- live events -------------------------------------------------------------
+
+function refreshOpen(conversation) {
+  list.show(conversation);
+  if (thread.conversation?.id !== conversation.id) return;
+  thread.update(connections.get(conversation.connection_id));
+  composer.show(conversation);
+}
+
+const handlers = {
+  "new:message": ({ message, conversation }) => {
+    if (known.has(conversation.id)) list.show(remember(conversation));
+    else fetchConversation(conversation.id).then((found) => list.show(found), () => {});
+    if (message.direction === "INBOUND" && document.visibilityState !== "visible") {
+      document.title = `● ${baseTitle}`;
+    }
+    if (thread.id !== message.conversation_id) return;
+    thread.add(message);
+    if (message.direction === "INBOUND") {
+      markReadIfSeen();
+      // A customer's message opens the messaging window again.
+      fetchConversation(message.conversation_id).then(refreshOpen, () => {});
+    }
+  },
+  "message:sent": ({ message }) => {
+    if (thread.id === message.conversation_id) thread.add(message);
+  },
+  "message:status": ({ message }) => {
+    if (thread.id === message.conversation_id) thread.add(message);
+  },
+  "message:deleted": ({ id, conversation_id: conversationId }) => {
+    if (thread.id === conversationId) thread.remove(id);
+  },
+  "conversation:read": ({ conversation_id: id, unread_count: unreadCount }) => {
+    const conversation = known.get(id);
+    if (!conversation) return;
+    conversation.unread_count = unreadCount;
+    list.show(conversation);
+  },
+  "connection:status": ({ connection }) => {
+    connections.set(connection.id, connection);
+    renderBanners();
+  },
+};
+
+// Events were missed: load everything again.
+function reload() {
+  list.load();
+  loadConnections().catch(() => {});
+  if (thread.id) openConversation(thread.id);
+}
+
+// -- wiring ------------------------------------------------------------------
+
+function setFilters() {
+  list.filters.platform = $("filter-platform").value;
+  list.filters.unread = $("filter-unread").checked;
+  saveLocation();
+  list.load();
+}
+
+function openRelative(step) {
+  const ids = list.ids();
+  const index = ids.indexOf(thread.id);
+  const id = ids[index + step] ?? ids[step > 0 ? 0 : ids.length - 1];
+  if (id !== undefined) openConversation(id);
+}
+
+function wire() {
+  $("filter-platform").addEventListener("change", setFilters);
+  $("filter-unread").addEventListener("change", setFilters);
+  $("load-more").addEventListener("click", () => list.load({ more: true }));
+  $("conversations").addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-id]");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    openConversation(Number(link.dataset.id));
+  });
+  $("message-list").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-retry]");
+    if (button) retry(button);
+  });
+  // Alt+↓ / Alt+↑: the next or previous conversation in the list.
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      event.preventDefault();
+      openRelative(event.key === "ArrowDown" ? 1 : -1);
+    }
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible") return;
+    document.title = baseTitle;
+    markReadIfSeen();
+  });
+  setInterval(() => {
+    refreshTimes();
+    if (thread.conversation) composer.render();
+  }, 30000);
+}
+
+function start() {
+  const params = new URLSearchParams(location.search);
+  list.filters.platform = params.get("platform") ?? "";
+  list.filters.unread = params.get("unread") === "1";
+  $("filter-platform").value = list.filters.platform;
+  $("filter-unread").checked = list.filters.unread;
+  wire();
+  loadConnections().catch(() => {});
+  list.load();
+  const opened = Number(params.get("c"));
+  if (opened) openConversation(opened);
+  const since = Number($("inbox").dataset.since);
+  const onEvent = (event) => handlers[event.type]?.(event.data);
+  followLive({ since, onEvent, onReset: reload, onState: showLiveState });
+}
+
+start();

@@ -1,0 +1,142 @@
+// The open conversation: its header and its messages, oldest first under day
+// headings, updated in place as live events arrive.
+
+import { api, dayLabel, el, parseTime, platformBadge, platformLabel } from "./snorq.js";
+import { contactName } from "./conversation_list.js";
+import { renderMessage } from "./message_view.js";
+
+const $ = (id) => document.getElementById(id);
+
+const PAGE_SIZE = 50;
+// Outbound statuses only move forward (FAILED is outside the order: a retry leaves it).
+const STATUS_ORDER = { PENDING: 0, SENT: 1, DELIVERED: 2, READ: 3 };
+const PANES = ["thread-header", "messages", "composer"];
+
+export class Thread {
+  constructor() {
+    this.box = $("messages");
+    this.list = $("message-list");
+    this.start(null);
+    $("load-earlier").addEventListener("click", () => this.loadEarlier().catch(() => {}));
+  }
+
+  // Switch to conversation `id`; it shows once `show` has its messages.
+  start(id) {
+    this.id = id;
+    this.conversation = null;
+    this.messages = new Map();
+    this.hasEarlier = false;
+  }
+
+  async fetchLatest(id) {
+    const page = await api(`/api/v1/conversations/${id}/messages?limit=${PAGE_SIZE}`);
+    return page.messages;
+  }
+
+  show(conversation, messages, connection) {
+    this.conversation = conversation;
+    for (const message of messages) this.store(message);
+    this.hasEarlier = messages.length === PAGE_SIZE;
+    $("thread-empty").hidden = true;
+    for (const id of PANES) $(id).hidden = false;
+    this.update(connection);
+    this.render();
+    this.scrollToEnd();
+  }
+
+  close(reason) {
+    this.start(null);
+    for (const id of PANES) $(id).hidden = true;
+    $("thread-empty").hidden = false;
+    $("thread-empty").textContent = reason;
+  }
+
+  // Show the header again (new contact details, or the connection's name).
+  update(connection) {
+    const conversation = this.conversation;
+    const contact = conversation.contact ?? {};
+    const name = contactName(contact);
+    const details = [platformLabel(conversation.platform)];
+    if (connection) details.push(connection.name || connection.account_id);
+    if (contact.phone) details.push(contact.phone);
+    if (contact.username && name !== `@${contact.username}`) details.push(`@${contact.username}`);
+    $("thread-badge").replaceChildren(platformBadge(conversation.platform));
+    $("thread-name").textContent = name;
+    $("thread-sub").textContent = details.join(" · ");
+  }
+
+  // Keep the more advanced of two copies of a message (events and pages overlap).
+  store(message) {
+    const before = STATUS_ORDER[this.messages.get(message.id)?.status];
+    const after = STATUS_ORDER[message.status];
+    if (before !== undefined && after !== undefined && after < before) return false;
+    this.messages.set(message.id, message);
+    return true;
+  }
+
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => a.id - b.id);
+  }
+
+  render() {
+    const nodes = [];
+    let day = null;
+    for (const message of this.sorted()) {
+      const label = dayLabel(parseTime(message.created_at));
+      if (label !== day) nodes.push(el("div", { class: "day", text: (day = label) }));
+      nodes.push(renderMessage(message, this.conversation.platform));
+    }
+    if (!nodes.length) nodes.push(el("p", { class: "empty", text: "No messages yet." }));
+    this.list.replaceChildren(...nodes);
+    $("load-earlier").hidden = !this.hasEarlier;
+  }
+
+  // A new message, or a new state of one already shown.
+  add(message) {
+    const shown = this.messages.has(message.id);
+    const last = this.sorted().at(-1);
+    if (!this.store(message) || !this.conversation) return;
+    const node = this.list.querySelector(`[data-id="${message.id}"]`);
+    if (shown && node) {
+      node.replaceWith(renderMessage(message, this.conversation.platform));
+      return;
+    }
+    const follow = this.nearEnd() || message.direction === "OUTBOUND";
+    if (last && message.id > last.id) {
+      const label = dayLabel(parseTime(message.created_at));
+      if (dayLabel(parseTime(last.created_at)) !== label) {
+        this.list.append(el("div", { class: "day", text: label }));
+      }
+      this.list.append(renderMessage(message, this.conversation.platform));
+    } else {
+      this.render();
+    }
+    if (follow) this.scrollToEnd();
+  }
+
+  remove(id) {
+    this.messages.delete(id);
+    this.list.querySelector(`[data-id="${id}"]`)?.remove();
+  }
+
+  async loadEarlier() {
+    const id = this.id;
+    const first = this.sorted()[0];
+    const path = `/api/v1/conversations/${id}/messages?before=${first.id}&limit=${PAGE_SIZE}`;
+    const page = await api(path);
+    if (this.id !== id) return;
+    for (const message of page.messages) this.store(message);
+    this.hasEarlier = page.messages.length === PAGE_SIZE;
+    const fromEnd = this.box.scrollHeight - this.box.scrollTop;
+    this.render();
+    this.box.scrollTop = this.box.scrollHeight - fromEnd;
+  }
+
+  nearEnd() {
+    return this.box.scrollHeight - this.box.scrollTop - this.box.clientHeight < 80;
+  }
+
+  scrollToEnd() {
+    this.box.scrollTop = this.box.scrollHeight;
+  }
+}

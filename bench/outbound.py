@@ -1,0 +1,317 @@
+"""Outbound sends per second against a local fake WhatsApp, next to a no-op actor; and
+how precisely the rate limiter spreads a burst.
+
+    python bench/outbound.py [--sends 4000] [--limit 10]
+
+Throughput: seeds N PENDING replies in 200 conversations of one WhatsApp connection
+whose limits are lifted, queues their send jobs, starts `dramatiq workers` with the
+Procfile's settings on the outbound queue, and times the steady part of the drain
+(10% → 90% SENT). The fake platform is gunicorn answering each send at once with a
+WhatsApp send response (no added latency). The ceiling is a no-op actor drained by
+the same worker settings from the same Redis.
+
+Precision: a second connection limited to L sends per second (WhatsApp's burst
+window, ``burst_limit`` = L) is offered 3L replies at once. The fake platform notes
+when each send arrives. Reported: the most sends it saw in any one-second span (must
+be ≤ L) and the utilisation, the ideal time to send them all ((3L / L - 1) windows)
+over the time they took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    ROOT,
+    dramatiq_workers,
+    free_port,
+    gunicorn,
+    print_table,
+    scratch_database,
+    scratch_redis,
+    snorq_env,
+)
+from bench.inbound import drain_rate, noop_rate, snorq
+
+ACCOUNTS = {
+    "throughput": "106540352242922",
+    "burst": "106540352242923",
+    "sustained": "106540352242924",
+}
+CONVERSATIONS = 200
+ARRIVALS = "bench:arrivals"
+RESULTS = ROOT / "bench" / "results"
+
+
+# -- the fake platform (run by gunicorn: bench.outbound:fake_platform) ------------------
+
+
+@functools.cache
+def _arrivals():
+    import redis
+
+    return redis.Redis.from_url(os.environ["REDIS_URL"])
+
+
+def fake_platform(environ, start_response):
+    """WhatsApp's send endpoint, answering at once; it notes when each send arrived."""
+    if environ["REQUEST_METHOD"] == "POST":
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        _arrivals().rpush(ARRIVALS, f"{environ['PATH_INFO']} {time.time()}")
+        answer = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "16505550000", "wa_id": "16505550000"}],
+            "messages": [{"id": f"wamid.{uuid.uuid4().hex}"}],
+        }
+        body = json.dumps(answer).encode()
+    else:
+        body = b"ok"
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+# -- seeding --------------------------------------------------------------------------
+
+
+def seed_replies(cursor, connection_id: int, organization_id: int, count: int) -> list[int]:
+    """``count`` PENDING replies spread over CONVERSATIONS customers who wrote a minute ago."""
+    conversation_ids = []
+    for n in range(CONVERSATIONS):
+        cursor.execute(
+            "INSERT INTO contact (organization_id, platform, external_id, phone, created_at)"
+            " VALUES (%s, 'whatsapp', %s, %s, now()) RETURNING id",
+            (organization_id, f"1650555{connection_id}{n:04d}", f"1650555{connection_id}{n:04d}"),
+        )
+        contact_id = cursor.fetchone()[0]
+        cursor.execute(
+            "INSERT INTO conversation (organization_id, connection_id, contact_id,"
+            " last_message_preview, last_inbound_at, unread_count, created_at)"
+            " VALUES (%s, %s, %s, '', now() at time zone 'utc' - interval '1 minute', 0, now())"
+            " RETURNING id",
+            (organization_id, connection_id, contact_id),
+        )
+        conversation_ids.append(cursor.fetchone()[0])
+    ids = []
+    for n in range(count):
+        cursor.execute(
+            "INSERT INTO message (organization_id, connection_id, conversation_id, direction,"
+            " content_type, content, status, created_at, send_attempts)"
+            " VALUES (%s, %s, %s, 'OUTBOUND', 'TEXT', %s, 'PENDING',"
+            " now() at time zone 'utc', 0) RETURNING id",
+            (
+                organization_id,
+                connection_id,
+                conversation_ids[n % CONVERSATIONS],
+                f"Reply {n}: your order ships today 📦",
+            ),
+        )
+        ids.append(cursor.fetchone()[0])
+    return ids
+
+
+def queue_sends(redis_url: str, message_ids: list[int]) -> None:
+    """Queue one send job per reply, as the web process does."""
+    import redis
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.message import Message
+
+    broker = RedisBroker(client=redis.Redis.from_url(redis_url))
+    for message_id in message_ids:
+        broker.enqueue(
+            Message(
+                queue_name="outbound",
+                actor_name="send_message",
+                args=(message_id,),
+                kwargs={},
+                options={},
+            )
+        )
+
+
+# -- runs -----------------------------------------------------------------------------
+
+
+def send_rate(env: dict, cursor, ids: dict, count: int, logs: Path) -> float:
+    """Sends/s while the workers drain ``count`` replies (10% → 90% SENT)."""
+    connection_id = ids["throughput"]
+    cursor.execute("UPDATE platform_connection SET burst_limit = 0 WHERE id = %s", (connection_id,))
+    message_ids = seed_replies(cursor, connection_id, ids["organization"], count)
+    queue_sends(env["REDIS_URL"], message_ids)
+
+    def sent() -> int:
+        cursor.execute(
+            "SELECT count(*) FROM message WHERE connection_id = %s AND status = 'SENT'",
+            (connection_id,),
+        )
+        return cursor.fetchone()[0]
+
+    workers = dramatiq_workers("workers", env, logs / "outbound.log", "outbound")
+    try:
+        rate = drain_rate(count, sent, workers)
+        wait_for(lambda: sent() == count, f"all {count} replies SENT")
+        return rate
+    finally:
+        workers.stop()
+
+
+def precision(env: dict, cursor, ids: dict, name: str, limit: int, seconds: int, logs: Path):
+    """Offer three times ``limit`` replies per second, for ``seconds``, to connection
+    ``name`` limited to ``limit`` per second; what the fake platform saw."""
+    import redis
+
+    connection_id = ids[name]
+    cursor.execute(
+        "UPDATE platform_connection SET burst_limit = %s WHERE id = %s", (limit, connection_id)
+    )
+    offered = 3 * limit * seconds
+    message_ids = seed_replies(cursor, connection_id, ids["organization"], offered)
+    arrivals = redis.Redis.from_url(env["REDIS_URL"])
+    arrivals.delete(ARRIVALS)
+    workers = dramatiq_workers("workers", env, logs / f"{name}.log", "outbound")
+    try:
+        time.sleep(3)  # let the workers start before the first burst lands
+        for second in range(seconds):
+            queue_sends(
+                env["REDIS_URL"], message_ids[second * 3 * limit : (second + 1) * 3 * limit]
+            )
+            time.sleep(1)
+        wait_for(lambda: arrivals.llen(ARRIVALS) >= offered, f"{offered} sends to arrive")
+    finally:
+        workers.stop()
+    times = sorted(float(item.split()[1]) for item in arrivals.lrange(ARRIVALS, 0, -1))
+    # At best, ``limit`` go out at once and ``limit`` more every second after.
+    ideal = offered / limit - 1
+    return {
+        "limit": limit,
+        "offered": offered,
+        "seconds_offered": seconds,
+        "sent": len(times),
+        "most_in_any_second": most_in_any_span(times, 1.0),
+        "seconds": times[-1] - times[0],
+        "utilisation": ideal / (times[-1] - times[0]),
+    }
+
+
+def most_in_any_span(times: list[float], span: float) -> int:
+    """The most of ``times`` (sorted) inside any half-open span of ``span`` seconds."""
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= span:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def wait_for(done, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def setup(env: dict, cursor) -> dict:
+    snorq(env, "migrate")
+    organization = int(snorq(env, "create-org", "Bench"))
+    ids = {"organization": organization}
+    for name, account in ACCOUNTS.items():
+        ids[name] = int(
+            snorq(
+                env,
+                "add-connection",
+                "--org",
+                str(organization),
+                "--platform",
+                "whatsapp",
+                "--account-id",
+                account,
+                "--access-token",
+                f"bench-token-{name}",
+            )
+        )
+    return ids
+
+
+def main() -> dict:
+    import psycopg2
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sends", type=int, default=4000)
+    parser.add_argument("--limit", type=int, default=10, help="sends per second, precision run")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    with scratch_redis() as redis_url:
+        noop = noop_rate(redis_url, args.sends, logs)
+        with scratch_database() as database_url:
+            port = free_port()
+            env = snorq_env(
+                database_url,
+                redis_url,
+                GRAPH_API_URL=f"http://127.0.0.1:{port}/v25.0",
+                SNORQ_DAILY_QUOTA_WHATSAPP="0",
+            )
+            database = psycopg2.connect(database_url)
+            database.autocommit = True
+            cursor = database.cursor()
+            fake = gunicorn("bench.outbound:fake_platform", port, env, logs / "fake.log")
+            try:
+                ids = setup(env, cursor)
+                sends = send_rate(env, cursor, ids, args.sends, logs)
+                burst = precision(env, cursor, ids, "burst", args.limit, 1, logs)
+                sustained = precision(env, cursor, ids, "sustained", args.limit, 5, logs)
+            finally:
+                fake.stop()
+                database.close()
+    figures = {"noop": noop, "sends": sends, "burst": burst, "sustained": sustained}
+    (RESULTS / "outbound.json").write_text(json.dumps(figures, indent=2))
+    report(args.sends, figures)
+    return figures
+
+
+def report(count: int, figures: dict) -> None:
+    noop, sends = figures["noop"], figures["sends"]
+    print_table(
+        f"Outbound sends on PostgreSQL ({count} replies, workers as in the Procfile, "
+        "fake WhatsApp with no added latency)",
+        [
+            ("run", "per second", "ratio to no-op"),
+            ("no-op actor (ceiling)", f"{noop:.0f}", "1.00"),
+            ("SNORQ send_message", f"{sends:.0f}", f"{sends / noop:.2f}"),
+        ],
+    )
+    burst, sustained = figures["burst"], figures["sustained"]
+    limit = burst["limit"]
+    print_table(
+        f"Rate-limit precision: three times the limit offered ({limit} sends per second)",
+        [
+            ("offered", "sent", "most in any 1 s", "utilisation"),
+            *(
+                (
+                    f"{run['offered']} at once"
+                    if run is burst
+                    else f"{3 * limit}/s for {run['seconds_offered']} s",
+                    str(run["sent"]),
+                    f"{run['most_in_any_second']} (limit {limit})",
+                    f"{run['utilisation']:.0%} (target 90%)",
+                )
+                for run in (burst, sustained)
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
