@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from flask import Flask
 
 from app.config import Settings, get_settings
@@ -9,9 +11,11 @@ from app.config import Settings, get_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The web process: webhooks, the staff API and inbox, the live websocket."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from app.db import database, init_database
     from app.logs import install_redaction
-    from app.web import api, health, inbox, live_socket, oauth, webhooks
+    from app.web import api, health, inbox, live_socket, oauth, security, webhooks
 
     settings = settings or get_settings()
     install_redaction()
@@ -23,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=12),
         SNORQ_SETTINGS=settings,
     )
 
@@ -31,6 +36,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
-    for module in (health, webhooks, api, oauth, inbox, live_socket):
+    for module in (security, health, webhooks, api, oauth, inbox, live_socket):
         module.init_app(app)
+    if settings.proxy_count:
+        # Behind a load balancer: the client's address and scheme come from its headers.
+        count = settings.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     return app

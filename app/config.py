@@ -68,7 +68,8 @@ class Settings:
     media_s3_bucket: str = ""
     media_s3_endpoint: str = ""
     media_s3_region: str = ""
-    sandbox: bool = False
+    clock_run_at_start: bool = False
+    proxy_count: int = 0
 
     @property
     def production(self) -> bool:
@@ -111,7 +112,6 @@ class Settings:
         env = os.environ if env is None else env
         instance_path = Path(env.get("SNORQ_INSTANCE_PATH") or "instance").resolve()
         database_url = env.get("DATABASE_URL") or None
-        sandbox = _flag(env, "SNORQ_SANDBOX")
         if database_url is None:
             secret_key, encryption_keys = _development_secrets(env, instance_path)
         else:
@@ -152,7 +152,8 @@ class Settings:
             media_s3_bucket=env.get("SNORQ_MEDIA_S3_BUCKET", ""),
             media_s3_endpoint=env.get("SNORQ_MEDIA_S3_ENDPOINT", ""),
             media_s3_region=env.get("SNORQ_MEDIA_S3_REGION", ""),
-            sandbox=sandbox,
+            clock_run_at_start=_flag(env, "SNORQ_CLOCK_RUN_AT_START"),
+            proxy_count=_int(env, "SNORQ_PROXY_COUNT", 0),
         )
 
 

@@ -13,7 +13,7 @@ import signal
 
 import click
 from apscheduler.schedulers.background import BackgroundScheduler
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import sandbox as sandbox_mode
 from app.config import get_settings
@@ -21,6 +21,14 @@ from app.config import get_settings
 log = logging.getLogger("snorq")
 
 WORKER_THREADS = 4
+
+
+class _RequestLog(WSGIRequestHandler):
+    """Werkzeug's request log without query strings (an OAuth callback carries a code)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s %s', self.command, path, code, size)
 
 
 def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
@@ -49,7 +57,7 @@ def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
     web = create_app(settings)
     if demo is not None:
         sandbox_mode.mount(web, simulator)
-    server = make_server(host, port, web, threaded=True)
+    server = make_server(host, port, web, threaded=True, request_handler=_RequestLog)
 
     signal.signal(signal.SIGTERM, _interrupt)
     worker.start()

@@ -384,13 +384,21 @@ def _earlier(status: str) -> list[str]:
 
 
 def _status_changes(status: str, at: datetime.datetime) -> dict:
-    """Set ``status`` and its timestamp, and fill the earlier ones it implies."""
+    """Set ``status`` and its timestamp, and fill the earlier ones it implies.
+
+    A status is never stamped earlier than the one before it: ``sent_at`` comes
+    from SNORQ's clock in milliseconds, the platform's receipts in whole seconds.
+    """
     changes = {Message.status: status}
     implied = [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ]
     if status in implied:
+        stamp, before = at, []
         for earlier in implied[: implied.index(status) + 1]:
             column = getattr(Message, STATUS_COLUMNS[earlier])
-            changes[column] = fn.COALESCE(column, at)
+            for previous in before:
+                stamp = Case(None, [(previous > stamp, previous)], stamp)
+            changes[column] = fn.COALESCE(column, stamp)
+            before.append(column)
     else:
         changes[getattr(Message, STATUS_COLUMNS[status])] = at
     return changes
@@ -457,8 +465,15 @@ def _apply_early_statuses(message: Message, external_id: str, also=()) -> list[N
             EarlyStatus.external_id == external_id,
         )
     )
+    receipts = [*early, *also]
+    if receipts:
+        # The platform saw the message before SNORQ recorded sending it.
+        first = min(status.occurred_at for status in receipts)
+        Message.update(sent_at=first).where(
+            Message.id == message.id, Message.sent_at > first
+        ).execute()
     notices = []
-    for status in sorted([*early, *also], key=lambda s: MessageStatus.ORDER.get(s.status, 9)):
+    for status in sorted(receipts, key=lambda s: MessageStatus.ORDER.get(s.status, 9)):
         changed = _advance(
             Message.id == message.id,
             status=status.status,
@@ -648,14 +663,24 @@ def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
         return _status_notices_for(rows)
 
 
+def mark_sending(message_id: int, reason: str, *, settle_by: datetime.datetime) -> None:
+    """The worker is about to call the platform: from now on the send may have reached it.
+
+    Marked as unconfirmed (see :func:`record_unconfirmed`) until the call's outcome is
+    recorded, so a worker that dies mid-call leaves a send that is never claimed and
+    sent again. No live event: the message is PENDING before and after.
+    """
+    Message.update(
+        error_code=ErrorCode.SEND_UNCONFIRMED, error_message=reason, send_lease_until=settle_by
+    ).where(Message.id == message_id, Message.status == MessageStatus.PENDING).execute()
+
+
 def record_unconfirmed(
     message_id: int, reason: str, *, settle_by: datetime.datetime
 ) -> list[Notice]:
-    """The send may have reached the platform: keep it PENDING, awaiting its webhooks.
+    """The platform never answered the send: keep it PENDING, awaiting its webhooks.
 
-    The worker marks each send this way just before it calls the platform, and again
-    when the platform did not answer, so a send whose outcome is unknown (a worker
-    that died mid-call, a read timeout) is never claimed and sent twice. A status or
+    It may have been delivered, so it is never claimed and sent again. A status or
     echo naming this message settles it; otherwise the clock's sweep fails it with
     SEND_UNCONFIRMED after ``settle_by`` (kept in ``send_lease_until``).
     """

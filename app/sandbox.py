@@ -191,7 +191,6 @@ def environment(sandbox: Sandbox) -> dict[str, str]:
     tiktok_version = DEFAULT_TIKTOK_API_URL.rsplit("/", 1)[-1]
     simulator, apps = sandbox.simulator_url, sandbox.apps
     return {
-        "SNORQ_SANDBOX": "1",
         "SNORQ_PUBLIC_URL": sandbox.url,
         "GRAPH_API_URL": f"{simulator}/graph/{graph_version}",
         "FACEBOOK_AUTH_URL": f"{simulator}/facebook/{graph_version}/dialog/oauth",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -22,12 +21,12 @@ from scheduler.jobs import add_jobs
 
 def main() -> None:
     configure_logging()
-    get_settings()
+    settings = get_settings()
     import workers  # noqa: F401  (sets the broker the jobs enqueue on)
 
     scheduler = BlockingScheduler(timezone="UTC")
     add_jobs(scheduler)
-    if os.environ.get("SNORQ_CLOCK_RUN_AT_START", "").strip().lower() in {"1", "true", "yes", "on"}:
+    if settings.clock_run_at_start:
         run_at_start(scheduler)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

@@ -79,7 +79,7 @@ def worker():
 
     from workers.broker import QUEUES, broker
 
-    running = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=2)
+    running = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=2, worker_timeout=100)
     running.start()
 
     def drain(timeout_ms: int = 20_000) -> None:

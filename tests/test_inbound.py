@@ -89,6 +89,9 @@ def reply(conversation: Conversation, external_id: str | None = None) -> Message
     message, _ = messages.create_outbound(conversation, user_id=None, content="Avec plaisir 🙂")
     if external_id is not None:
         messages.record_sent(message.id, external_id)
+        # Sent just before the receipts in the fixtures (they are dated 2026-01-01 00:01).
+        sent_at = datetime.datetime(2026, 1, 1, 0, 0)
+        Message.update(sent_at=sent_at).where(Message.id == message.id).execute()
     return Message.get_by_id(message.id)
 
 

@@ -58,6 +58,9 @@ def sent_reply(route, external_id: str | None = "wamid.OUT") -> Message:
     message, _ = messages.create_outbound(conversation, user_id=None, content="Merci !")
     if external_id is not None:
         messages.record_sent(message.id, external_id)
+        # Sent just before the platform's receipts in these tests arrive.
+        sent_at = T0 - datetime.timedelta(minutes=1)
+        Message.update(sent_at=sent_at).where(Message.id == message.id).execute()
     return Message.get_by_id(message.id)
 
 
@@ -299,3 +302,18 @@ def test_an_echo_naming_a_message_of_another_connection_is_stored_as_an_echo(rou
     stored = Message.get(Message.external_id == "wamid.ELSE")
     assert (stored.connection_id, stored.status) == (other.connection_id, SENT)
     assert Message.get_by_id(reply.id).external_id == "wamid.OUT"
+
+
+def test_a_receipt_stamped_before_the_send_was_recorded_is_not_stamped_earlier(route):
+    reply = sent_reply(route)
+    recorded = T0 + datetime.timedelta(seconds=30, milliseconds=217)
+    Message.update(sent_at=recorded).where(Message.id == reply.id).execute()
+
+    messages.apply_status(
+        route, status("wamid.OUT", DELIVERED, T0 + datetime.timedelta(seconds=30))
+    )
+    messages.apply_status(route, status("wamid.OUT", READ, T0 + datetime.timedelta(seconds=31)))
+
+    stored = Message.get_by_id(reply.id)
+    assert stored.sent_at == stored.delivered_at == recorded
+    assert stored.read_at == T0 + datetime.timedelta(seconds=31)

@@ -65,7 +65,7 @@ def test_prepare_points_every_platform_at_the_simulator(env):
     assert env["TIKTOK_API_URL"] == "http://127.0.0.1:8123/simulator/tiktok/open_api/v1.3"
     assert env["TIKTOK_AUTH_URL"] == "http://127.0.0.1:8123/simulator/tiktok/v2/auth/authorize/"
     assert env["FACEBOOK_AUTH_URL"] == "http://127.0.0.1:8123/simulator/facebook/v25.0/dialog/oauth"
-    assert env["SNORQ_PUBLIC_URL"] == demo.url and env["SNORQ_SANDBOX"] == "1"
+    assert env["SNORQ_PUBLIC_URL"] == demo.url
     assert env["WHATSAPP_APP_SECRET"] == demo.apps["whatsapp"]["app_secret"]
     assert env["TIKTOK_CLIENT_KEY"] == demo.apps["tiktok"]["app_id"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
-from werkzeug.wrappers import Response
 
 from app import live
 from app.auth import check_password, hash_password
@@ -96,21 +95,6 @@ def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return url_for("inbox.index")
     return target
-
-
-@bp.after_request
-def _security_headers(response: Response) -> Response:
-    host = request.host
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        f"media-src 'self'; connect-src 'self' ws://{host} wss://{host}; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.app_context_processor
