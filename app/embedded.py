@@ -51,7 +51,9 @@ def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
             sandbox_mode.set_up_demo(demo)
             simulator = sandbox_mode.simulator_app(settings, demo)
 
-    worker = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=WORKER_THREADS)
+    worker = dramatiq.Worker(
+        broker, queues=set(QUEUES), worker_threads=WORKER_THREADS, worker_timeout=100
+    )
     clock = BackgroundScheduler(timezone="UTC")
     add_jobs(clock)
     web = create_app(settings)

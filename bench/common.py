@@ -1,40 +1,38 @@
-"""What the benchmarks share: scratch servers, processes, load generation, the results table.
+"""What the benchmarks share: scratch servers, the Procfile's processes, load, the table.
 
-Every benchmark runs on 127.0.0.1 only, in a database and a Redis database of
-its own that it removes afterwards, and stops every process it started.
+Every benchmark runs on 127.0.0.1 only, in a PostgreSQL database and a Redis
+database of its own (tests/processes.py) that it removes afterwards, runs SNORQ
+and every ceiling with the Procfile's own web and worker settings, and stops
+every process it started.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
-import redis
-import requests
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+from tests.processes import (
+    BIN,
+    ROOT,
+    Service,
+    free_port,
+    procfile,
+    scratch_database,
+    scratch_redis,
+    wait_for,
+)
 
-#: The Procfile's process settings, used for SNORQ and for every ceiling alike.
-WEB_WORKERS = int(os.environ.get("WEB_CONCURRENCY", 2))
-WEB_THREADS = int(os.environ.get("WEB_THREADS", 32))
-WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", 2))
-WORKER_THREADS = int(os.environ.get("WORKER_THREADS", 8))
+__all__ = ["BIN", "ROOT", "free_port", "scratch_database", "scratch_redis", "wait_for"]
+
+RESULTS = ROOT / "bench" / "results"
 
 APP_SECRETS = {
     "WHATSAPP_APP_SECRET": "bench-wa-secret",
@@ -43,130 +41,101 @@ APP_SECRETS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A fresh PostgreSQL database (its URL), dropped afterwards."""
-    name = f"snorq_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
-@contextlib.contextmanager
-def scratch_redis() -> Iterator[str]:
-    """An empty Redis database number (its URL), emptied again afterwards."""
-    for number in range(15, 0, -1):
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number)
-        if client.dbsize() == 0:
-            break
-    else:
-        raise RuntimeError("no empty Redis database to benchmark in")
-    try:
-        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
-    finally:
-        client.flushdb()
-
-
 def snorq_env(database_url: str, redis_url: str, **extra: str) -> dict:
     """The environment of a production-mode SNORQ process on the scratch servers."""
-    instance = tempfile.mkdtemp(prefix="snorq-bench-")
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "bench-secret-key",
         "SNORQ_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "SNORQ_INSTANCE_PATH": instance,
+        "SNORQ_INSTANCE_PATH": tempfile.mkdtemp(prefix="snorq-bench-"),
         "PYTHONPATH": str(ROOT),
+        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOST": "127.0.0.1",
         **APP_SECRETS,
         **extra,
     }
-    return env
 
 
-class Process:
-    """A child process started for a benchmark, stopped (by its own PID) at the end."""
-
-    def __init__(self, args: list[str], env: dict, log: Path) -> None:
-        self.log = log
-        self._log_file = log.open("wb")
-        self.popen = subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=self._log_file, stderr=subprocess.STDOUT
-        )
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._log_file.close()
+def snorq(env: dict, *args: str) -> str:
+    """Run ``snorq ARGS``; the last line it printed."""
+    done = subprocess.run(
+        [str(BIN / "snorq"), *args], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip().splitlines()[-1]
 
 
-def gunicorn(app: str, port: int, env: dict, log: Path, config: Path | None = None) -> Process:
-    args = [
-        str(BIN / "gunicorn"),
-        app,
-        "--worker-class",
-        "gthread",
-        "--workers",
-        str(WEB_WORKERS),
-        "--threads",
-        str(WEB_THREADS),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--keep-alive",
-        "30",
-    ]
+def gunicorn(app: str, port: int, env: dict, logs: Path, config: Path | None = None) -> Service:
+    """The Procfile's web command serving ``app`` on ``port``, once it answers."""
+    command = procfile()["web"].replace("'app:create_app()'", f"'{app}'")
     if config is not None:
-        args += ["--config", str(config)]
-    process = Process(args, env, log)
-    wait_for_http(f"http://127.0.0.1:{port}/healthz", process)
-    return process
+        command += f" --config {config}"
+    name = app.split(":")[-1].strip("()")
+    service = Service(f"web-{name}", command, {**env, "PORT": str(port)}, logs)
+    url = f"http://127.0.0.1:{port}/healthz"
+    wait_for(lambda: _answers(url) or _exited(service), timeout=60, what=f"{name} answering")
+    if not service.running:
+        raise RuntimeError(f"{name} exited:\n{service.output()[-3000:]}")
+    return service
 
 
-def dramatiq_workers(module: str, env: dict, log: Path, *queues: str) -> Process:
-    args = [
-        str(BIN / "dramatiq"),
-        module,
-        "--processes",
-        str(WORKER_PROCESSES),
-        "--threads",
-        str(WORKER_THREADS),
-    ]
+def dramatiq_workers(module: str, env: dict, logs: Path, *queues: str) -> Service:
+    """The Procfile's worker command running ``module``'s actors on ``queues``."""
+    command = procfile()["worker"].replace("dramatiq workers", f"dramatiq {module}")
     if queues:
-        args += ["--queues", *queues]
-    return Process(args, env, log)
+        command += " --queues " + " ".join(queues)
+    return Service(f"worker-{module}", command, env, logs)
 
 
-def wait_for_http(url: str, process: Process, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"process exited; see {process.log}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer in {timeout} s; see {process.log}")
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def _exited(service: Service) -> bool:
+    return not service.running
 
 
 def require(command: str, install_hint: str) -> None:
+    """Stop with a clear message when a tool the benchmark needs is missing."""
     if shutil.which(command) is None:
         sys.exit(f"{command} is needed for this benchmark: {install_hint}")
+
+
+def drain_rate(total: int, progress, workers: Service) -> float:
+    """Items/s between 10% and 90% done, polling ``progress()``."""
+    marks: dict[float, tuple[float, int]] = {}
+    deadline = time.monotonic() + 600
+    while 0.9 not in marks and time.monotonic() < deadline:
+        done, now = progress(), time.monotonic()
+        for share in (0.1, 0.9):
+            if done >= total * share and share not in marks:
+                marks[share] = (now, done)
+        if not workers.running:
+            raise RuntimeError(f"workers exited:\n{workers.output()[-3000:]}")
+        time.sleep(0.05)
+    (t1, n1), (t2, n2) = marks[0.1], marks[0.9]
+    return (n2 - n1) / (t2 - t1)
+
+
+def noop_rate(redis_url: str, total: int, logs: Path) -> float:
+    """The drain rate of a no-op actor with the Procfile's worker settings: the ceiling."""
+    os.environ["REDIS_URL"] = redis_url
+    from bench.ceilings import broker, noop
+
+    for _ in range(total):
+        noop.send()
+    env = snorq_env("postgresql://unused", redis_url)
+    workers = dramatiq_workers("bench.ceilings", env, logs, "bench")
+    try:
+        return drain_rate(total, lambda: total - broker.do_qsize("bench"), workers)
+    finally:
+        workers.stop()
 
 
 _WRK_SCRIPT = """

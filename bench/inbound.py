@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,18 +23,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    BIN,
-    ROOT,
+    RESULTS,
+    drain_rate,
     dramatiq_workers,
+    noop_rate,
     print_table,
     scratch_database,
     scratch_redis,
+    snorq,
     snorq_env,
 )
 
 ACCOUNT = "106540352242922"
 CUSTOMERS = 300
-RESULTS = ROOT / "bench" / "results"
 
 
 def webhook_body(number: int) -> str:
@@ -79,46 +78,6 @@ def webhook_body(number: int) -> str:
     return json.dumps(payload).replace("/", "\\/")
 
 
-def snorq(env: dict, *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "snorq"), *args], env=env, cwd=ROOT, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip().splitlines()[-1]
-
-
-def drain_rate(total: int, progress, workers) -> float:
-    """Messages/s between 10% and 90% done, polling ``progress()``."""
-    marks = {}
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        done = progress()
-        now = time.monotonic()
-        for share in (0.1, 0.9):
-            if done >= total * share and share not in marks:
-                marks[share] = (now, done)
-        if 0.9 in marks:
-            break
-        if workers.popen.poll() is not None:
-            raise RuntimeError(f"workers exited; see {workers.log}")
-        time.sleep(0.05)
-    (t1, n1), (t2, n2) = marks[0.1], marks[0.9]
-    return (n2 - n1) / (t2 - t1)
-
-
-def noop_rate(redis_url: str, total: int, logs: Path) -> float:
-    os.environ["REDIS_URL"] = redis_url
-    from bench.ceilings import broker, noop
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for _ in range(total):
-        noop.send()
-    workers = dramatiq_workers("bench.ceilings", env, logs / "noop.log", "bench")
-    try:
-        return drain_rate(total, lambda: total - broker.do_qsize("bench"), workers)
-    finally:
-        workers.stop()
-
-
 def persist_rate(env: dict, total: int, group: int, logs: Path) -> float:
     """Queue ``total`` messages in jobs of ``group`` deliveries; time the workers storing them."""
     import psycopg2
@@ -148,7 +107,7 @@ def persist_rate(env: dict, total: int, group: int, logs: Path) -> float:
         cursor.execute("SELECT count(*) FROM message")
         return cursor.fetchone()[0]
 
-    workers = dramatiq_workers("workers", env, logs / f"inbound-{group}.log", "inbound")
+    workers = dramatiq_workers("workers", env, logs, "inbound")
     try:
         rate = drain_rate(total, stored, workers)
         deadline = time.monotonic() + 120

@@ -24,21 +24,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     APP_SECRETS,
-    BIN,
+    RESULTS,
     ROOT,
-    Process,
     free_port,
     gunicorn,
     print_table,
     require,
     scratch_database,
     scratch_redis,
+    snorq,
     snorq_env,
     wrk,
 )
 
 PATH = "/api/v1/webhooks/whatsapp"
-RESULTS = ROOT / "bench" / "results"
 
 
 def whatsapp_body() -> bytes:
@@ -85,10 +84,7 @@ def measure(app: str, env: dict, body: bytes, args, logs: Path, rate: int | None
     counts = Path(tempfile.mkdtemp(prefix="bench-counts-"))
     env = {**env, "BENCH_COUNTS_DIR": str(counts)}
     port = free_port()
-    name = app.split(":")[-1].strip("()")
-    server = gunicorn(
-        app, port, env, logs / f"{name}.log", config=ROOT / "bench" / "gunicorn_counting.py"
-    )
+    server = gunicorn(app, port, env, logs, config=ROOT / "bench" / "gunicorn_counting.py")
     try:
         url = f"http://127.0.0.1:{port}{PATH}"
         wrk(url, body, signature(body), seconds=2, connections=args.connections)
@@ -118,14 +114,12 @@ def main() -> dict:
     body = whatsapp_body()
     with scratch_database() as database_url, scratch_redis() as redis_url:
         env = snorq_env(database_url, redis_url)
-        migrate = Process([str(BIN / "snorq"), "migrate"], env, logs / "migrate.log")
-        migrate.popen.wait(60)
-        migrate.stop()
+        snorq(env, "migrate")
         bare = measure("bench.ceilings:bare_app", env, body, args, logs)
         naive = measure("bench.ceilings:naive_app", env, body, args, logs)
-        snorq = measure("app:create_app()", env, body, args, logs)
+        ours = measure("app:create_app()", env, body, args, logs)
         steady = measure("app:create_app()", env, body, args, logs, rate=1000)
-    figures = {"bare": bare, "naive": naive, "snorq": snorq, "snorq_at_1000_rps": steady}
+    figures = {"bare": bare, "naive": naive, "snorq": ours, "snorq_at_1000_rps": steady}
     (RESULTS / "webhooks.json").write_text(json.dumps(figures, indent=2))
     rows = [
         ("endpoint", "requests/s", "ratio to bare", "p50 ms", "p99 ms", "errors", "busiest worker")
@@ -133,7 +127,7 @@ def main() -> dict:
     for name, run in (
         ("(a) bare Flask", bare),
         ("(b) HMAC + one send", naive),
-        ("SNORQ", snorq),
+        ("SNORQ", ours),
         ("SNORQ at 1,000/s offered", steady),
     ):
         ratio = "-" if run is steady else f"{run['rps'] / bare['rps']:.2f}"

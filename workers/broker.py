@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import CurrentMessage, Middleware
 
 from app.config import get_settings
 from app.db import database, init_database
@@ -57,6 +57,8 @@ def make_broker() -> RedisBroker:
             middleware.max_backoff = MAX_BACKOFF_MS
             middleware.max_retries = 3
     broker.add_middleware(DatabaseConnection())
+    # Actors read their own message (the send actor: how often it was retried).
+    broker.add_middleware(CurrentMessage())
     for queue_name in QUEUES:
         broker.declare_queue(queue_name)
     return broker

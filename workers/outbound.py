@@ -5,9 +5,11 @@ One job sends one PENDING reply, in this order:
 1. claim it for a short lease, so two copies of the job never both send it;
 2. check the connection, the messaging window and the reply itself: FAILED at once,
    with a reason staff can act on, when one of them says no;
-3. take a rate-limit token (``workers/limits.py``); with none free, give the claim
-   back and come again when one frees up: a wait, never a retry or a failure;
-4. mark the send unconfirmed, then call the platform adapter;
+3. mark the send unconfirmed (from here on it may reach the platform) and take a
+   rate-limit token (``workers/limits.py``) right before the call; with none free,
+   give the claim back and come again at the slot reserved for it: a wait, never a
+   retry or a failure;
+4. call the platform adapter;
 5. record SENT with the platform's id, or what went wrong:
 
    - TemporaryError (429, 5xx, throttling codes, unreachable): Dramatiq retries the
@@ -19,8 +21,9 @@ One job sends one PENDING reply, in this order:
    - AuthError(TOKEN_EXPIRED): one refresh (``workers/tokens.py``), one more try;
    - anything else: FAILED at once.
 
-The mark of step 4 is what makes a worker that dies in the middle of a platform
-call safe: its claim runs out, but an unconfirmed send is never claimed again.
+The mark of step 3 is what makes a worker that dies in the middle of a platform
+call safe: an unconfirmed send is never claimed again, so the sweep fails it instead
+of sending it twice.
 Every platform call is audited: who, what, the result (never the token or the text).
 """
 
@@ -34,7 +37,7 @@ import dramatiq
 from dramatiq import Retry
 from dramatiq.middleware import CurrentMessage
 
-from app import audit, messages
+from app import attachments, audit, messages
 from app.config import get_settings
 from app.db import utcnow
 from app.models import (
@@ -50,7 +53,7 @@ from app.platforms.base import Account, Outbound, Platform, Recipient
 from app.platforms.errors import AuthError, ErrorCode, PermanentError, PlatformError, TemporaryError
 from app.windows import HUMAN_AGENT_HOURS, WINDOW_HOURS, window_open
 from workers import limits, tokens
-from workers.broker import MAINTENANCE, MAX_BACKOFF_MS, MIN_BACKOFF_MS, OUTBOUND, broker
+from workers.broker import MAINTENANCE, MAX_BACKOFF_MS, MIN_BACKOFF_MS, OUTBOUND
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,6 @@ MAX_RETRIES = 3
 #: A send idle this long (created, deferred or claimed, and no job took it up) lost
 #: its job: the sweep queues it again.
 SWEEP_GRACE = datetime.timedelta(minutes=2)
-
-# The send actor reads how often it was retried from its own message.
-if not any(isinstance(middleware, CurrentMessage) for middleware in broker.middleware):
-    broker.add_middleware(CurrentMessage())
-
 
 @dataclass(frozen=True)
 class Thread:
@@ -131,7 +129,9 @@ def _outbound(message: Message, thread: Thread) -> Outbound:
             f"This {platform.title} account must be reconnected in SNORQ before replies "
             f"can go out. {thread.connection.status_reason}".strip(),
         )
-    extras = platform.validate_reply(message.content, message.payload or {})
+    attached = attachments.reply_media(message, platform)
+    extras = {} if attached else platform.validate_reply(message.content, message.payload or {})
+    media, text = attached or (None, message.content)
     human_agent = window_rule(
         platform,
         thread.conversation.last_inbound_at,
@@ -141,9 +141,10 @@ def _outbound(message: Message, thread: Thread) -> Outbound:
     )
     return Outbound(
         snorq_message_id=message.id,
-        text=message.content,
+        text=text,
         template=extras.get("template"),
         quick_replies=tuple(extras.get("quick_replies", ())),
+        media=media,
         human_agent=human_agent,
     )
 
@@ -192,7 +193,7 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
     (a wait for one clears the mark: nothing was sent).
     """
     reason = f"Sending to {thread.platform.title}; waiting for its answer."
-    messages.record_unconfirmed(message.id, reason, settle_by=_settle_by())
+    messages.mark_sending(message.id, reason, settle_by=_settle_by())
     wait = limits.for_replies(thread.connection).take(f"reply:{message.id}")
     if wait:
         _wait_for_token(message.id, wait)
@@ -344,8 +345,11 @@ UNSETTLED_REASON = (
 
 @dramatiq.actor(queue_name=MAINTENANCE, max_retries=0)
 def sweep_sends() -> None:
-    """Leave nothing PENDING forever: settle the unconfirmed, give up on the abandoned,
-    and queue again the sends whose job was lost."""
+    """Leave no reply PENDING forever (the clock queues this every minute).
+
+    Fails unconfirmed sends whose wait for a webhook is over, fails replies pending
+    longer than ``send_give_up_after``, and queues again those whose job was lost.
+    """
     settings = get_settings()
     now = utcnow()
     messages.publish(messages.fail_unsettled(now, UNSETTLED_REASON))
