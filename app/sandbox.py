@@ -143,19 +143,27 @@ def local_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+#: Any of these set in the environment means the real platforms are meant.
+REAL_CREDENTIALS = ("WHATSAPP_APP_SECRET", "FACEBOOK_APP_SECRET", "TIKTOK_CLIENT_SECRET")
+
+
 def wanted(flag: bool, env: Mapping[str, str]) -> bool:
     """Whether ``snorq run`` starts in the sandbox.
 
-    Yes with ``--sandbox``; in the embedded mode also when the database is still
-    empty, or when this instance folder ran in the sandbox before (its demo
-    connections only work against the simulator).
+    Yes with ``--sandbox``; in the embedded mode also when this instance folder
+    ran in the sandbox before (its demo connections only work against the
+    simulator), or when the database is still empty and no real platform
+    credentials are set (those mean the platforms themselves are wanted).
     """
     if flag:
         return True
     if env.get("DATABASE_URL"):
         return False
     settings = Settings.from_env(env)
-    return (settings.instance_path / SANDBOX_FILE).exists() or _empty(settings.sqlite_path)
+    if (settings.instance_path / SANDBOX_FILE).exists():
+        return True
+    real = any(env.get(name) for name in REAL_CREDENTIALS)
+    return not real and _empty(settings.sqlite_path)
 
 
 def _empty(path: Path) -> bool:

@@ -261,3 +261,12 @@ def test_snorq_run_in_a_fresh_folder_starts_the_sandbox_and_a_restart_keeps_it(t
         count = "SELECT count(*) FROM {}"
         assert db.execute(count.format(ORGANIZATIONS)).fetchone() == (1,)
         assert db.execute(count.format(CONNECTIONS)).fetchone() == (3,)
+
+
+def test_real_platform_credentials_keep_an_empty_embedded_folder_out_of_the_sandbox(tmp_path):
+    from app.sandbox import wanted
+
+    env = {"SNORQ_INSTANCE_PATH": str(tmp_path)}
+    assert wanted(False, env)
+    assert not wanted(False, {**env, "WHATSAPP_APP_SECRET": "real-secret"})
+    assert wanted(True, {**env, "WHATSAPP_APP_SECRET": "real-secret"})
