@@ -26,6 +26,7 @@ from app import live
 from app.db import database, is_postgres, utcnow
 from app.models import (
     Attachment,
+    AttachmentStatus,
     Contact,
     ContentType,
     Conversation,
@@ -37,7 +38,7 @@ from app.models import (
 from app.platforms.errors import ErrorCode
 from app.platforms.events import ContactRef, MediaRef, MessageEvent, StatusEvent, WatermarkEvent
 from app.routing import Route
-from app.serializers import message_json, timestamp
+from app.serializers import attachment_json, contact_json, message_json, timestamp
 from app.statements import Param, Statement
 
 log = logging.getLogger(__name__)
@@ -339,9 +340,12 @@ def _refresh_contact(contact: Contact, ref: ContactRef) -> None:
     changes = {}
     if contact.external_id != ref.external_id and contact.external_id == contact.phone:
         changes[Contact.external_id] = ref.external_id
+    # A handle given as the name (TikTok) does not undo a name from the profile.
+    handle_only = ref.display_name == ref.username
+    named = contact.display_name not in (None, contact.username)
     for field, value in (
         (Contact.phone, ref.phone),
-        (Contact.display_name, ref.display_name),
+        (Contact.display_name, None if handle_only and named else ref.display_name),
         (Contact.username, ref.username),
     ):
         if value and getattr(contact, field.name) != value:
@@ -870,3 +874,167 @@ def _status_notices_for(rows) -> list[Notice]:
     if not messages:
         return []
     return _status_notices(messages[0].organization_id, messages)
+
+
+# -- media: fetched files, replies carrying a file, contact profiles (workers/media.py) --
+
+
+def attachment_available(
+    attachment_id: int,
+    *,
+    storage_key: str,
+    mime_type: str,
+    size: int,
+    sha256: str,
+    filename: str,
+) -> list[Notice]:
+    """The file of a PENDING attachment is in storage: staff can open it."""
+    return _settle_attachment(
+        attachment_id,
+        status=AttachmentStatus.AVAILABLE,
+        storage_key=storage_key,
+        mime_type=mime_type,
+        size=size,
+        sha256=sha256,
+        filename=filename,
+        error=None,
+    )
+
+
+def attachment_failed(attachment_id: int, reason: str) -> list[Notice]:
+    """A PENDING attachment will never have its file; staff read ``reason``."""
+    return _settle_attachment(attachment_id, status=AttachmentStatus.FAILED, error=reason)
+
+
+def _settle_attachment(attachment_id: int, **changes) -> list[Notice]:
+    with database.atomic():
+        rows = list(
+            Attachment.update(updated_at=utcnow(), **changes)
+            .where(Attachment.id == attachment_id, Attachment.status == AttachmentStatus.PENDING)
+            .returning(Attachment)
+            .execute()
+        )
+        return [_attachment_notice(attachment) for attachment in rows]
+
+
+def _attachment_notice(attachment: Attachment) -> Notice:
+    conversation_id = (
+        Message.select(Message.conversation).where(Message.id == attachment.message_id).scalar()
+    )
+    data = {
+        "attachment": attachment_json(attachment),
+        "message_id": attachment.message_id,
+        "conversation_id": conversation_id,
+    }
+    return Notice(attachment.organization_id, "attachment:status", data)
+
+
+def resume_stuck_attachments(now: datetime.datetime, grace: datetime.timedelta) -> list[int]:
+    """The ids of attachments PENDING and untouched for ``grace`` (their fetch job was lost).
+
+    Each is marked as touched now, so the next sweep waits another ``grace`` for it.
+    """
+    with database.atomic():
+        rows = (
+            Attachment.update(updated_at=now)
+            .where(
+                Attachment.status == AttachmentStatus.PENDING,
+                Attachment.updated_at <= now - grace,
+            )
+            .returning(Attachment.id)
+            .tuples()
+            .execute()
+        )
+        return [row[0] for row in rows]
+
+
+def fail_abandoned_attachments(created_before: datetime.datetime, reason: str) -> list[Notice]:
+    """Fail the attachments still PENDING that arrived before ``created_before``."""
+    with database.atomic():
+        rows = list(
+            Attachment.update(status=AttachmentStatus.FAILED, error=reason, updated_at=utcnow())
+            .where(
+                Attachment.status == AttachmentStatus.PENDING,
+                Attachment.created_at < created_before,
+            )
+            .returning(Attachment)
+            .execute()
+        )
+        return [_attachment_notice(attachment) for attachment in rows]
+
+
+def create_media_outbound(
+    conversation: Conversation,
+    *,
+    user_id: int | None,
+    content: str,
+    content_type: str,
+    options: dict | None,
+    idempotency_key: str | None,
+    attachment: dict,
+) -> tuple[Message, list[Attachment], list[Notice]]:
+    """Store a staff reply carrying a file (already in storage) as PENDING.
+
+    Parameters:
+      attachment: The file's ``kind``, ``mime_type``, ``filename``, ``size``,
+        ``sha256`` and ``storage_key``.
+
+    Returns:
+      ``(message, attachments, notices)``; for an idempotency key used before, the
+      first message with its attachments, and no notices.
+    """
+    with database.atomic():
+        message, notices = create_outbound(
+            conversation,
+            user_id=user_id,
+            content=content,
+            content_type=content_type,
+            options=options,
+            idempotency_key=idempotency_key,
+        )
+        if not notices:
+            return message, list(message.attachments), []
+        stored = Attachment.create(
+            organization=conversation.organization_id,
+            message=message.id,
+            status=AttachmentStatus.AVAILABLE,
+            **attachment,
+        )
+        new, *others = notices
+        data = {**new.data, "message": message_json(message, [stored])}
+        return message, [stored], [Notice(new.organization_id, new.type, data), *others]
+
+
+def claim_profile(contact_id: int, stale_before: datetime.datetime) -> bool:
+    """Take the fetch of a contact's profile; False when it is fresh or another job has it."""
+    now = utcnow()
+    stale = Contact.profile_fetched_at.is_null() | (Contact.profile_fetched_at < stale_before)
+    claimed = (
+        Contact.update(profile_fetched_at=now).where(Contact.id == contact_id, stale).execute()
+    )
+    return claimed == 1
+
+
+def release_profile(contact_id: int) -> None:
+    """The profile could not be fetched now: the next job may try again."""
+    Contact.update(profile_fetched_at=None).where(Contact.id == contact_id).execute()
+
+
+def record_profile(
+    contact_id: int, *, display_name: str | None, avatar_key: str | None
+) -> list[Notice]:
+    """What the platform tells about a customer; what it leaves out stays as it was."""
+    changes = {}
+    if display_name:
+        changes[Contact.display_name] = display_name
+    if avatar_key:
+        changes[Contact.avatar_key] = avatar_key
+    if not changes:
+        return []
+    with database.atomic():
+        rows = list(
+            Contact.update(changes).where(Contact.id == contact_id).returning(Contact).execute()
+        )
+    return [
+        Notice(c.organization_id, "contact:updated", {"contact": contact_json(c)}) for c in rows
+    ]

@@ -54,12 +54,16 @@ def _every(scheduler: BaseScheduler, minutes: int, name: str, job: Callable[[], 
 TOKEN_REFRESH_MINUTES = 10
 #: Minutes between two sweeps of sends stuck in PENDING.
 SEND_SWEEP_MINUTES = 1
+#: Minutes between two sweeps of attachments whose fetch job was lost.
+MEDIA_SWEEP_MINUTES = 5
 
 
 def add_jobs(scheduler: BaseScheduler) -> None:
     """Register every periodic job on ``scheduler`` (cron-aligned, in UTC)."""
+    from workers.media import sweep_media
     from workers.outbound import sweep_sends
     from workers.tokens import enqueue_due_refreshes  # late: it sets up the broker
 
     _every(scheduler, TOKEN_REFRESH_MINUTES, "token-refresh", enqueue_due_refreshes)
     _every(scheduler, SEND_SWEEP_MINUTES, "send-sweep", sweep_sends.send)
+    _every(scheduler, MEDIA_SWEEP_MINUTES, "media-sweep", sweep_media.send)

@@ -73,18 +73,23 @@ def connections(org):
 
 
 @pytest.fixture
-def worker():
-    """A Dramatiq worker on the test broker; ``worker.drain()`` runs everything queued."""
+def worker(request):
+    """A Dramatiq worker on the test broker; ``worker.drain()`` runs everything queued.
+
+    A test module sets ``WORKER_QUEUES`` to leave some queues alone (its webhooks'
+    files are not fetched without ``media``).
+    """
     import dramatiq
 
     from workers.broker import QUEUES, broker
 
-    running = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=2, worker_timeout=100)
+    queues = getattr(request.module, "WORKER_QUEUES", QUEUES)
+    running = dramatiq.Worker(broker, queues=set(queues), worker_threads=2, worker_timeout=100)
     running.start()
 
     def drain(timeout_ms: int = 20_000) -> None:
         for _ in range(3):
-            for queue in QUEUES:
+            for queue in queues:
                 broker.join(queue, timeout=timeout_ms)
             running.join()
 

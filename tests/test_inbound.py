@@ -43,17 +43,19 @@ OUTBOUND_WAMID = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBJPVVQx"
 def worker():
     """One worker for the whole module: starting and stopping one costs seconds.
 
-    Like ``tests.fixtures.worker``, with two threads, so deliveries can collide.
+    Like ``tests.fixtures.worker``, with two threads, so deliveries can collide. It
+    leaves media fetches queued: here an attachment stays as ingest stored it.
     """
     import dramatiq
 
-    from workers.broker import QUEUES
+    from workers.broker import MEDIA, QUEUES
 
-    running = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=2, worker_timeout=100)
+    queues = set(QUEUES) - {MEDIA}
+    running = dramatiq.Worker(broker, queues=queues, worker_threads=2, worker_timeout=100)
     running.start()
 
     def drain() -> None:
-        for queue in QUEUES:
+        for queue in queues:
             broker.join(queue, interval=10, timeout=20_000)
         running.join()
 

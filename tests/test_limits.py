@@ -108,6 +108,7 @@ def test_a_connection_has_the_configured_defaults_unless_it_overrides_them(conne
         Limit("burst", 20, 1),
     ]
     assert limits.for_calls(whatsapp).limits == [Limit("burst", 20, 1)]
+    assert limits.for_calls(whatsapp).guard_ms == limits.GUARD_MS
 
 
 def test_the_daily_quotas_come_from_the_environment(connections, monkeypatch):

@@ -94,7 +94,7 @@ def test_a_send_that_died_mid_call_is_never_resent_and_fails_once_its_wait_is_ov
     # What a worker leaves behind when it dies during the platform call.
     messages.claim_send(message.id, datetime.timedelta(seconds=60))
     settle_by = utcnow() + datetime.timedelta(minutes=5)
-    messages.record_unconfirmed(message.id, "Sending to WhatsApp; …", settle_by=settle_by)
+    messages.mark_sending(message.id, "Sending to WhatsApp; …", settle_by=settle_by)
 
     sweep_sends.fn()
     worker.drain()

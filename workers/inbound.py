@@ -14,6 +14,7 @@ import datetime
 import logging
 
 import dramatiq
+from redis import RedisError
 
 from app import connections, messages, metrics, routing
 from app.db import utcnow
@@ -30,6 +31,7 @@ from app.platforms.events import (
     WatermarkEvent,
 )
 from app.statements import Statement
+from workers import media
 from workers.broker import INBOUND
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,17 @@ def process(webhook: WebhookEvent) -> None:
         if unknown:
             error = "unknown account: " + ", ".join(sorted(unknown))
         _save(webhook, error)
-    messages.publish(notices)
+    try:
+        messages.publish(notices)
+    except RedisError as failure:
+        # Stored already: a retry would apply and publish nothing, and the job's other
+        # webhooks would wait for it (and be lost with it if it cannot be queued).
+        log.warning(
+            "Webhook %s stored; its live events were not published (%s)",
+            webhook.delivery_id,
+            type(failure).__name__,
+        )
+    media.after_ingest(notices)
     _report(webhook, error, unknown)
 
 

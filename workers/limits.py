@@ -7,10 +7,10 @@ across a window boundary. Checking every limit of a connection and taking a toke
 from all of them happens in one Lua script, so workers on many machines never
 overshoot together, and the clock is the Redis server's, so theirs need not agree.
 
-A caller that must wait reserves the next free slot in the log, so waiters come back
-one after the other, in order, instead of all at once to fight over each token that
-frees up. When it comes back it takes a token only if its own window still has room:
-a waiter that comes back late never pushes the calls into a tighter window.
+A caller that must wait reserves the next free slot (kept in a second log), so waiters
+come back one after the other, in order, instead of all at once to fight over each
+token that frees up. When it comes back it takes a token only if the calls actually
+made leave room, so a waiter that comes back late never squeezes calls closer together.
 
 A reply takes a token from its connection's daily quota (``settings.daily_quotas``,
 overridden by ``connection.daily_quota``) and from its burst limit (the adapter's
@@ -138,11 +138,15 @@ class SlidingLogRateLimiter(RateLimiter):
       backend: Dramatiq's Redis backend (its client runs the script).
       key: The prefix of this limiter's logs.
       limits: Every limit a call must fit in; a token is taken from all or none.
+      guard_ms: Added to every window (see ``GUARD_MS``).
     """
 
-    def __init__(self, backend: RedisBackend, key: str, limits: Sequence[Limit]) -> None:
+    def __init__(
+        self, backend: RedisBackend, key: str, limits: Sequence[Limit], guard_ms: int = 0
+    ) -> None:
         super().__init__(backend, key)
         self.limits = [limit for limit in limits if limit.calls > 0]
+        self.guard_ms = guard_ms
 
     def take(self, waiter: str | None = None) -> float:
         """Take a token now, or say how long to wait for one.
@@ -160,8 +164,8 @@ class SlidingLogRateLimiter(RateLimiter):
         keys = [f"{self.key}:{limit.name}:{log}" for limit in self.limits for log in LOGS]
         args: list = [uuid.uuid4().hex, waiter or ""]
         for limit in self.limits:
-            args += [limit.calls, int(limit.seconds * 1000) + GUARD_MS]
-        wait_ms = self.backend.client.eval(_TAKE, len(keys), *keys, *args)
+            args += [limit.calls, int(limit.seconds * 1000) + self.guard_ms]
+        wait_ms = self.backend.client.register_script(_TAKE)(keys=keys, args=args)
         return int(wait_ms) / 1000
 
     def _acquire(self) -> bool:
@@ -183,7 +187,7 @@ def for_calls(connection: PlatformConnection) -> SlidingLogRateLimiter:
 
 def _limiter(connection: PlatformConnection, limits: list[Limit]) -> SlidingLogRateLimiter:
     key = f"snorq:limits:{connection.platform}:{connection.id}"
-    return SlidingLogRateLimiter(RedisBackend(client=get_redis()), key, limits)
+    return SlidingLogRateLimiter(RedisBackend(client=get_redis()), key, limits, GUARD_MS)
 
 
 def _daily_quota(connection: PlatformConnection) -> Limit:

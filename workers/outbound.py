@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import dramatiq
 from dramatiq import Retry
 from dramatiq.middleware import CurrentMessage
+from redis import RedisError
 
 from app import attachments, audit, messages
 from app.config import get_settings
@@ -194,7 +195,12 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
     """
     reason = f"Sending to {thread.platform.title}; waiting for its answer."
     messages.mark_sending(message.id, reason, settle_by=_settle_by())
-    wait = limits.for_replies(thread.connection).take(f"reply:{message.id}")
+    try:
+        wait = limits.for_replies(thread.connection).take(f"reply:{message.id}")
+    except RedisError:
+        # Nothing went out: without the mark, the retry (or the sweep) sends it.
+        messages.defer_send(message.id, utcnow())
+        raise
     if wait:
         _wait_for_token(message.id, wait)
         return

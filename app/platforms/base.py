@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import urlencode
 
+import requests
+
 from app.config import PlatformSecrets, Settings, get_settings
+from app.platforms import http
+from app.platforms.calls import retry_after
+from app.platforms.errors import ErrorCode, PermanentError, TemporaryError
 from app.platforms.events import Event
 
 
@@ -86,6 +92,36 @@ class Profile:
     display_name: str | None = None
     avatar_url: str | None = None
     username: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Where a platform keeps the file of a message: its media id, a link, or both.
+
+    ``message_id`` and ``thread_id`` are the platform's ids of the message and of
+    its conversation (TikTok asks for both to hand out a link).
+    """
+
+    kind: str
+    media_id: str | None = None
+    url: str | None = None
+    message_id: str | None = None
+    thread_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaRule:
+    """What a platform takes as a reply's file of one kind (``types`` None: any type)."""
+
+    types: frozenset[str] | None
+    max_bytes: int
+
+
+#: A megabyte as SNORQ counts the platforms' file limits (the smaller reading, to be safe).
+MB = 1000 * 1000
+
+#: Answers to a download whose link has expired (or was never valid for this token).
+EXPIRED_LINK = frozenset({401, 403, 404, 410})
 
 
 class Platform:
@@ -189,6 +225,124 @@ class Platform:
           PlatformError: any other kind: refused for good; a person must reconnect.
         """
         raise NotImplementedError
+
+    # -- media and profiles --------------------------------------------------------
+
+    #: The largest file the platform hands over in a message.
+    max_media_bytes: ClassVar[int]
+    #: What a reply may attach, by kind (none: the platform takes no files from SNORQ).
+    media_rules: ClassVar[Mapping[str, MediaRule]] = {}
+    #: The kinds of file a reply's text may go with as a caption.
+    caption_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the platform tells more about a customer than its webhooks do.
+    profiles: ClassVar[bool] = False
+
+    def validate_media(self, kind: str, mime_type: str, size: int, caption: str) -> None:
+        """Refuse a file (with its caption) the platform would not take, before it is sent.
+
+        Raises:
+          PermanentError: REJECTED, saying which limit the file is over.
+        """
+        rule = self.media_rules.get(kind)
+        if rule is None:
+            kinds = ", ".join(sorted(self.media_rules)) or "none"
+            raise PermanentError(
+                ErrorCode.REJECTED,
+                f"{self.title} replies cannot carry a {kind} file (they take: {kinds}).",
+            )
+        if rule.types is not None and mime_type not in rule.types:
+            raise PermanentError(
+                ErrorCode.REJECTED,
+                f"{self.title} takes a {kind} as {', '.join(sorted(rule.types))}, not {mime_type}.",
+            )
+        if size > rule.max_bytes:
+            raise PermanentError(
+                ErrorCode.REJECTED,
+                f"{self.title} takes a {kind} of at most {_megabytes(rule.max_bytes)}; "
+                f"this one is {_megabytes(size)}.",
+            )
+        if caption.strip() and kind not in self.caption_kinds:
+            raise PermanentError(
+                ErrorCode.REJECTED,
+                f"{self.title} sends a {kind} without text: send the text as a reply of its own.",
+            )
+
+    def open_media(self, account: Account, source: MediaSource) -> requests.Response:
+        """The file behind ``source``, as a streaming answer for the caller to read and close.
+
+        A link that no longer works (HTTP 401, 403, 404 or 410) is asked for again
+        once, where the platform hands out links by media id (:meth:`media_url`).
+
+        Raises:
+          TemporaryError: the platform could not hand it over now; try again later.
+          PermanentError: the platform no longer has the file.
+          AuthError: the token was refused.
+        """
+        response = self._download(account, source.url or self.media_url(account, source))
+        if response.status_code in EXPIRED_LINK and source.media_id is not None:
+            response.close()
+            response = self._download(account, self.media_url(account, source))
+        return _media_answer(response, self.title)
+
+    def media_url(self, account: Account, source: MediaSource) -> str:
+        """A fresh download link for ``source``, from the platform's media id."""
+        raise PermanentError(
+            ErrorCode.REJECTED, f"The link {self.title} gave for this file no longer works."
+        )
+
+    def media_headers(self, account: Account) -> dict[str, str]:
+        """The headers a download needs (WhatsApp: the bearer token)."""
+        return {}
+
+    def _download(self, account: Account, url: str) -> requests.Response:
+        return http.request("GET", url, headers=self.media_headers(account), stream=True)
+
+    def fetch_profile(self, account: Account, recipient: Recipient) -> Profile:
+        """What the platform tells about a customer beyond its webhooks (nothing, by default).
+
+        Raises:
+          PlatformError: classified; a refusal (no permission) leaves the contact as it is.
+        """
+        return Profile()
+
+
+def _media_answer(response: requests.Response, title: str) -> requests.Response:
+    """``response`` if it carries the file; else the error its status calls for."""
+    if response.ok:
+        return response
+    response.close()
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE,
+            f"{title} could not hand over the file (HTTP {status}).",
+            retry_after=retry_after(response),
+        )
+    raise PermanentError(ErrorCode.REJECTED, f"{title} no longer has this file (HTTP {status}).")
+
+
+@contextmanager
+def uploading(title: str) -> Iterator[None]:
+    """Report a refused upload as MEDIA_UPLOAD_FAILED; an upload can be repeated safely.
+
+    A TemporaryError stays one, but no longer ``maybe_delivered``: a file the platform
+    kept without answering reaches no customer.
+    """
+    try:
+        yield
+    except TemporaryError as error:
+        error.maybe_delivered = False
+        raise
+    except PermanentError as error:
+        raise PermanentError(
+            ErrorCode.MEDIA_UPLOAD_FAILED,
+            f"{title} refused the file: {error.message}",
+            platform_code=error.platform_code,
+        ) from None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MB:.1f} MB" if size >= MB // 10 else f"{size / 1000:.0f} KB"
 
 
 def hmac_sha256_hex(secret: str, payload: bytes) -> str:

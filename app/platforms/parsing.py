@@ -24,21 +24,43 @@ _UNSTORABLE = re.compile(
 )
 
 
+#: Deeper than any platform's payload (about ten levels) by far, and far enough from
+#: the interpreter's recursion limit that storing a part of it (a JSON column) cannot hit it.
+MAX_DEPTH = 64
+
+
 def load_object(body: bytes | str, where: str = "body") -> Fields:
     """The JSON object in ``body``, cleaned of what no database column can hold.
 
     Raises:
-      ParseError: the body is not UTF-8 JSON, or not an object.
+      ParseError: the body is not UTF-8 JSON, not an object, or nested too deeply.
     """
     try:
         text = body.decode() if isinstance(body, bytes) else body
         value = json.loads(text)
-        # Only an escape can put one in a string: the walk is for the rare body that has one.
-        if _UNSTORABLE.search(text):
-            value = _scrub(value)
     except (ValueError, RecursionError):
         raise ParseError(f"{where} is not UTF-8 JSON") from None
+    if _nested_deeper_than(value, MAX_DEPTH):
+        raise ParseError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    # Only an escape can put one in a string: the walk is for the rare body that has one.
+    if _UNSTORABLE.search(text):
+        value = _scrub(value)
     return Fields(value, where)
+
+
+def _nested_deeper_than(value, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (walked without recursion)."""
+    waiting = [(value, 1)]
+    while waiting:
+        item, depth = waiting.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        waiting.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _scrub(value):

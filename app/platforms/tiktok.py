@@ -16,14 +16,20 @@ import requests
 from app.models import ContentType, Direction, MessageStatus
 from app.platforms import http
 from app.platforms.base import (
+    MB,
     Account,
     Grant,
+    MediaRule,
+    MediaSource,
     Outbound,
+    OutboundMedia,
     Platform,
+    Profile,
     Recipient,
     TokenSet,
     hmac_sha256_hex,
     same_secret,
+    uploading,
 )
 from app.platforms.calls import answer_json, unconfirmed, with_retry_after
 from app.platforms.errors import (
@@ -103,8 +109,7 @@ class TikTok(Platform):
             "business_id": account.account_id,
             "recipient_type": "CONVERSATION",
             "recipient": recipient.thread_id,
-            "message_type": "TEXT",
-            "text": {"body": outbound.text},
+            **(self._image(account, outbound) if outbound.media else _text(outbound)),
         }
         data = self._messaging_call(account, "business/message/send/", body)
         message = data.get("message")
@@ -127,6 +132,83 @@ class TikTok(Platform):
         title = str(envelope.get("message", ""))
         error = classify_error(code, title, http_status=response.status_code)
         raise with_retry_after(error, response)
+
+    # -- media and profiles (PLATFORMS.md, section 4B "Media"; Chatwoot's
+    # app/services/tiktok/client.rb) -------------------------------------------------
+
+    #: TikTok hands over images and short videos; it documents no limit.
+    max_media_bytes: ClassVar[int] = 25 * MB
+    #: Only images go out: JPG or PNG up to 3 MB (error 40908 "Unsupported file type").
+    media_rules: ClassVar[Mapping[str, MediaRule]] = {
+        "image": MediaRule(frozenset({"image/jpeg", "image/png"}), 3 * MB),
+    }
+    profiles: ClassVar[bool] = True
+
+    def media_url(self, account: Account, source: MediaSource) -> str:
+        """``business/message/media/download/``: a short-lived link for one message's file."""
+        body = {
+            "business_id": account.account_id,
+            "conversation_id": source.thread_id,
+            "message_id": source.message_id,
+            "media_id": source.media_id,
+            "media_type": "VIDEO" if source.kind == "video" else "IMAGE",
+        }
+        data = self._business_call(account, "POST", "business/message/media/download/", json=body)
+        url = data.get("download_url")
+        if not isinstance(url, str) or not url:
+            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "TikTok gave no download link.")
+        return url
+
+    def upload_media(self, account: Account, media: OutboundMedia) -> str:
+        """``business/message/media/upload/`` (multipart): the media id of the image."""
+        with uploading(self.title):
+            data = self._business_call(
+                account,
+                "POST",
+                "business/message/media/upload/",
+                data={"business_id": account.account_id, "media_type": "IMAGE"},
+                files={"file": (media.filename, media.data, media.mime_type)},
+            )
+        if not data.get("media_id"):
+            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "TikTok named no media id.")
+        return str(data["media_id"])
+
+    def _image(self, account: Account, outbound: Outbound) -> dict:
+        """An image message: the file is uploaded first, then sent by its media id."""
+        return {
+            "message_type": "IMAGE",
+            "image": {"media_id": self.upload_media(account, outbound.media)},
+        }
+
+    def fetch_profile(self, account: Account, recipient: Recipient) -> Profile:
+        """The customer as the conversation's participants list names them.
+
+        ``business/message/content/list/`` answers the latest messages of a conversation
+        with its ``participants`` (``{role, id, display_name, profile_image}``; the
+        image link expires) [3p: TikTok's portal is JS-only; integrations agree].
+        """
+        if not recipient.thread_id:
+            return Profile()
+        data = self._business_call(
+            account,
+            "GET",
+            "business/message/content/list/",
+            params={"business_id": account.account_id, "conversation_id": recipient.thread_id},
+        )
+        for person in data.get("participants") or ():
+            if isinstance(person, dict) and str(person.get("id")) == recipient.external_id:
+                name = person.get("display_name")
+                return Profile(
+                    display_name=str(name)[:200] if name else None,
+                    avatar_url=person.get("profile_image") or None,
+                )
+        return Profile()
+
+    def _business_call(self, account: Account, method: str, path: str, **kwargs) -> dict:
+        """A Business API call with the account's token; the ``data`` of its answer."""
+        url = f"{self.settings.tiktok_api_url}/{path}"
+        headers = {"Access-Token": account.access_token}
+        return business_data(http.request(method, url, headers=headers, **kwargs))
 
     # -- connections (PLATFORMS.md, section 4B "Auth") --------------------------------
 
@@ -192,6 +274,10 @@ class TikTok(Platform):
         except PlatformError:
             return ""
         return data.get("display_name") or data.get("username") or ""
+
+
+def _text(outbound: Outbound) -> dict:
+    return {"message_type": "TEXT", "text": {"body": outbound.text}}
 
 
 def _token_set(data: Mapping) -> TokenSet:

@@ -13,13 +13,18 @@ from urllib.parse import urlencode
 from app.models import ContentType, Direction, MessageStatus
 from app.platforms import http
 from app.platforms.base import (
+    MB,
     Account,
     Grant,
+    MediaRule,
+    MediaSource,
     Outbound,
+    OutboundMedia,
     Recipient,
     TokenSet,
     parse_snorq_reference,
     snorq_reference,
+    uploading,
 )
 from app.platforms.calls import answer_json, unconfirmed, with_retry_after
 from app.platforms.errors import (
@@ -49,6 +54,8 @@ from app.platforms.parsing import (
     reaction_preview,
 )
 from app.platforms.replies import check_text, refusal, refuse_extras
+
+_OOXML = "application/vnd.openxmlformats-officedocument."
 
 
 class WhatsApp(MetaPlatform):
@@ -147,7 +154,7 @@ class WhatsApp(MetaPlatform):
             # Echoed in every status webhook: links a status to this send even when
             # the send's own answer was lost.
             "biz_opaque_callback_data": snorq_reference(outbound.snorq_message_id),
-            **_content(outbound),
+            **(self._media_content(account, outbound) if outbound.media else _content(outbound)),
         }
         answer = post_messages(self, account, body, _classify)
         sent = answer.get("messages")
@@ -162,6 +169,69 @@ class WhatsApp(MetaPlatform):
         """Show "typing…"; WhatsApp ties it to reading the customer's latest message."""
         body = {**_read_receipt(external_id), "typing_indicator": {"type": "text"}}
         post_messages(self, account, body, _classify)
+
+    # -- media (PLATFORMS.md, section 2 "Media"; limits from Meta's "Supported media
+    # types": https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media) --
+
+    max_media_bytes: ClassVar[int] = 100 * MB
+    media_rules: ClassVar[Mapping[str, MediaRule]] = {
+        "image": MediaRule(frozenset({"image/jpeg", "image/png"}), 5 * MB),
+        "video": MediaRule(frozenset({"video/mp4", "video/3gpp"}), 16 * MB),
+        "audio": MediaRule(
+            frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}), 16 * MB
+        ),
+        "document": MediaRule(
+            frozenset(
+                {
+                    "application/pdf",
+                    "text/plain",
+                    "application/msword",
+                    "application/vnd.ms-excel",
+                    "application/vnd.ms-powerpoint",
+                    f"{_OOXML}wordprocessingml.document",
+                    f"{_OOXML}spreadsheetml.sheet",
+                    f"{_OOXML}presentationml.presentation",
+                }
+            ),
+            100 * MB,
+        ),
+    }
+    caption_kinds: ClassVar[frozenset[str]] = frozenset({"image", "video", "document"})
+
+    def media_url(self, account: Account, source: MediaSource) -> str:
+        """``GET /{media-id}``: a link valid for five minutes."""
+        url = self.graph("GET", str(source.media_id), account.access_token).get("url")
+        if not isinstance(url, str) or not url:
+            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "WhatsApp gave no download link.")
+        return url
+
+    def media_headers(self, account: Account) -> dict[str, str]:
+        # The download link only answers to the same bearer token as the lookup.
+        return {"Authorization": f"Bearer {account.access_token}"}
+
+    def upload_media(self, account: Account, media: OutboundMedia) -> str:
+        """``POST /{phone-number-id}/media`` (multipart); the media id to send."""
+        with uploading(self.title):
+            answer = self.graph(
+                "POST",
+                f"{account.account_id}/media",
+                account.access_token,
+                data={"messaging_product": "whatsapp", "type": media.mime_type},
+                files={"file": (media.filename, media.data, media.mime_type)},
+            )
+        if not answer.get("id"):
+            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "WhatsApp named no media id.")
+        return str(answer["id"])
+
+    def _media_content(self, account: Account, outbound: Outbound) -> dict:
+        """A media message: the uploaded file's id, its caption, a document's file name."""
+        media = outbound.media
+        content: dict = {"id": self.upload_media(account, media)}
+        if outbound.text:
+            content["caption"] = outbound.text
+        if media.kind == "document":
+            content["filename"] = media.filename
+        return {"type": media.kind, media.kind: content}
 
 
 def _number_grant(number: dict, tokens: TokenSet) -> Grant:

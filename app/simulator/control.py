@@ -10,7 +10,8 @@
 - ``POST /_simulator/accounts`` ``{platform, account_id, access_token,
   refresh_token?, expires_in?, name?}`` makes a token valid; ``GET`` lists accounts.
 - ``POST /_simulator/customers/messages`` ``{platform, account_id, from?, name?,
-  text?, image?}``: the customer writes to the business (a picture if ``image``).
+  text?, image?, audio?, document?}``: the customer writes to the business, with a
+  picture, a voice message or a PDF if one of those is true (TikTok: pictures only).
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from app.config import PLATFORMS
 from app.simulator import current, messenger
 from app.simulator.customer import customer
 from app.simulator.inbound import message_webhook
-from app.simulator.media import SAMPLE_PICTURE_ID
+from app.simulator.media import SAMPLE_AUDIO_ID, SAMPLE_DOCUMENT_ID, SAMPLE_PICTURE_ID
 
 bp = Blueprint("control", __name__, url_prefix="/_simulator")
+
+#: The file a customer attaches, by the flag that asks for it.
+ATTACHABLE = {"image": SAMPLE_PICTURE_ID, "audio": SAMPLE_AUDIO_ID, "document": SAMPLE_DOCUMENT_ID}
 
 
 def _bad(message: str):
@@ -118,17 +122,22 @@ def customer_writes():
     platform, account_id = spec.get("platform"), spec.get("account_id")
     if platform not in PLATFORMS or not account_id:
         return _bad(f"platform (one of {PLATFORMS}) and account_id are required")
-    if not spec.get("text") and not spec.get("image"):
-        return _bad("give text, image, or both")
+    files = [kind for kind in ATTACHABLE if spec.get(kind)]
+    if not spec.get("text") and not files:
+        return _bad(f"give text, one of {tuple(ATTACHABLE)}, or both")
+    if len(files) > 1 or (files and files[0] != "image" and platform == "tiktok"):
+        return _bad("one file per message (TikTok: a picture)")
+    if files == ["audio"] and spec.get("text"):
+        return _bad("a voice message has no text")
     sim = current()
     account = sim.registry.add_account(platform, str(account_id))
     who = customer(platform, spec.get("from"), spec.get("name"))
-    picture = sim.media.get(platform, SAMPLE_PICTURE_ID) if spec.get("image") else None
-    picture_url = None
-    if picture is not None and platform == "facebook":
-        picture_url = messenger.attachment_url(sim, picture)
+    media = sim.media.get(platform, ATTACHABLE[files[0]]) if files else None
+    media_url = None
+    if media is not None and platform == "facebook":
+        media_url = messenger.attachment_url(sim, media)
     message_id, payload = message_webhook(
-        account, who, text=spec.get("text", ""), picture=picture, picture_url=picture_url
+        account, who, text=spec.get("text", ""), media=media, media_url=media_url
     )
     sim.deliveries.schedule(platform, payload, 0.0, f"inbound {message_id}")
     return jsonify({"message_id": message_id, "from": who.external_id}), 202

@@ -23,29 +23,30 @@ def message_webhook(
     who: Customer,
     *,
     text: str = "",
-    picture: Media | None = None,
-    picture_url: str | None = None,
+    media: Media | None = None,
+    media_url: str | None = None,
 ) -> tuple[str, dict]:
     """A new message id, and the webhook payload carrying the customer's message.
 
-    ``picture`` is the media a WhatsApp or TikTok picture refers to; Messenger
-    gives a picture's ``picture_url`` instead.
+    ``media`` is the file the message carries: WhatsApp and TikTok refer to it
+    by id, Messenger gives its ``media_url`` instead.
     """
     now = time.time()
     if account.platform == "whatsapp":
         message_id = wamid()
         return message_id, whatsapp.inbound_payload(
-            account, who, message_id, now, text=text, media=picture
+            account, who, message_id, now, text=text, media=media
         )
     if account.platform == "facebook":
         message_id = messenger_mid()
+        kind = media.kind if media is not None else "image"
         return message_id, messenger.inbound_payload(
-            account, who, message_id, now, text=text, image_url=picture_url
+            account, who, message_id, now, text=text, file_url=media_url, kind=kind
         )
     message_id = tiktok_message_id()
     conversation = conversation_id(account.account_id, who.external_id)
     return message_id, tiktok.inbound_payload(
-        account, who, conversation, message_id, now, text=text, media=picture
+        account, who, conversation, message_id, now, text=text, media=media
     )
 
 

@@ -1,4 +1,4 @@
-"""TikTok for Business Messaging, simulated: sends, tokens, media, and DM webhooks.
+"""TikTok for Business Messaging, simulated: sends, tokens, media, participants, webhooks.
 
 Calls carry ``Access-Token`` (not Bearer) and JSON bodies; errors are HTTP 200
 with a non-zero ``code`` (HTTP 429 when throttled). An accepted send comes back
@@ -27,6 +27,7 @@ from app.simulator.errors import (
 from app.simulator.faults import answer
 from app.simulator.ids import parse_conversation_id, tiktok_message_id
 from app.simulator.incoming import json_body, mark
+from app.simulator.media import SAMPLE_PICTURE_ID
 from app.simulator.webhooks import tiktok as webhooks
 
 MAX_TEXT = 6000
@@ -252,6 +253,40 @@ def media(media_id: str):
     if found is None:
         abort(404)
     return Response(found.data, mimetype=found.mime_type)
+
+
+@bp.get("/open_api/<version>/business/message/content/list/")
+def content_list(version: str):
+    business_id = request.args.get("business_id") or None
+    return _guarded("lookup", business_id, lambda sim: _content_list(sim, business_id))
+
+
+def _content_list(sim: Simulator, business_id: str | None) -> Response:
+    """A conversation's participants (the simulator keeps no history: no messages)."""
+    if not business_id:
+        raise _invalid("business_id: Missing data for required field.")
+    _authorized(sim, business_id)
+    conversation = parse_conversation_id(request.args.get("conversation_id", ""))
+    if conversation is None or conversation[0] != business_id:
+        raise tiktok_error(
+            TikTokCode.NOT_FOUND, "conversation_id: The conversation does not exist."
+        )
+    account = sim.registry.add_account("tiktok", business_id)
+    who = customer("tiktok", conversation[1])
+    picture = sim.media.sign("tiktok", SAMPLE_PICTURE_ID)
+    participants = [
+        {"role": "BUSINESS_ACCOUNT", "id": business_id, "display_name": account.name},
+        {
+            "role": "PERSONAL_ACCOUNT",
+            "id": who.external_id,
+            "display_name": who.name,
+            "profile_image": url_for(
+                "tiktok.media", media_id=SAMPLE_PICTURE_ID, _external=True, **picture
+            ),
+            "is_follower": False,
+        },
+    ]
+    return jsonify(tiktok_body(0, "OK", {"participants": participants, "messages": []}))
 
 
 @bp.get("/open_api/<version>/business/get/")

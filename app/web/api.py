@@ -13,16 +13,19 @@ import logging
 
 import dramatiq
 from dramatiq.errors import BrokerError
-from flask import Blueprint, Flask, abort, jsonify, request
+from flask import Blueprint, Flask, Response, abort, jsonify, request
 from peewee import Tuple, fn
 from redis import RedisError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import quote_etag
+from werkzeug.wsgi import wrap_file
 
-from app import live, messages
+from app import attachments, live, media_types, messages
 from app.config import get_settings
 from app.db import utcnow
 from app.models import (
     Attachment,
+    AttachmentStatus,
     Contact,
     ContentType,
     Conversation,
@@ -32,7 +35,9 @@ from app.models import (
 )
 from app.platforms import get_platform
 from app.platforms.errors import PermanentError
+from app.platforms.parsing import labelled
 from app.serializers import connection_json, conversation_json, message_json, timestamp
+from app.storage import MissingFile, get_storage
 from app.web.access import api_login_required, current_user
 from app.windows import window_closes_at, window_open
 from workers.outbound import send_message, send_read_receipt, send_typing
@@ -46,6 +51,17 @@ MAX_PAGE_SIZE = 200
 #: What a reply may carry besides its text (each platform takes its own).
 REPLY_EXTRAS = ("template", "quick_replies")
 MAX_KEY_LENGTH = 128
+#: Room for a file reply's form fields and multipart framing, beyond the file itself.
+FORM_OVERHEAD = 64 * 1024
+#: The message content type of a reply carrying a file of each kind.
+FILE_CONTENT_TYPES = {
+    "image": ContentType.IMAGE,
+    "video": ContentType.VIDEO,
+    "audio": ContentType.AUDIO,
+    "document": ContentType.DOCUMENT,
+}
+#: The type of a contact's picture, by the extension SNORQ gave its key.
+AVATAR_TYPES = {media_types.EXTENSIONS[t]: t for t in media_types.IMAGE_TYPES}
 
 
 def _organization_id() -> int:
@@ -170,6 +186,8 @@ def mark_read(conversation_id: int):
 def send_reply(conversation_id: int):
     """Store a staff reply as PENDING and queue its send: 202 with the message."""
     conversation = get_conversation(conversation_id)
+    if request.mimetype == "multipart/form-data":
+        return _send_file_reply(conversation)
     content, extras, idempotency_key = _reply_fields(request.get_json(silent=True))
     try:
         extras = get_platform(conversation.connection.platform).validate_reply(content, extras)
@@ -203,6 +221,43 @@ def _reply_fields(body: object) -> tuple[str, dict, str | None]:
     return content, extras, key
 
 
+def _send_file_reply(conversation: Conversation):
+    """A reply carrying a file (README, "Media"): multipart ``file``, with an optional
+    ``content`` (its caption, where the platform takes one) and ``idempotency_key``."""
+    request.max_content_length = get_settings().media_max_bytes + FORM_OVERHEAD
+    file = request.files.get("file")
+    if file is None:
+        abort(400, description='Attach the file as the form field "file".')
+    caption, _, idempotency_key = _reply_fields(request.form.to_dict())
+    try:
+        upload = attachments.receive(
+            conversation.organization_id,
+            file.stream,
+            declared_type=file.mimetype,
+            filename=file.filename,
+            platform=get_platform(conversation.connection.platform),
+            caption=caption,
+        )
+    except PermanentError as error:
+        abort(400, description=error.message)
+    message, stored, notices = messages.create_media_outbound(
+        conversation,
+        user_id=current_user().id,
+        content=caption or labelled(upload.kind, upload.filename),
+        content_type=FILE_CONTENT_TYPES[upload.kind],
+        options={"caption": caption} if caption else None,
+        idempotency_key=idempotency_key,
+        attachment=upload.fields(),
+    )
+    messages.publish(notices)
+    if notices:
+        _enqueue(send_message, message.id)
+    else:
+        # The key was used before: the file of that first request is the one that goes.
+        get_storage().delete(upload.storage_key)
+    return jsonify(message=message_json(message, stored)), 202
+
+
 @bp.post("/messages/<int:message_id>/retry")
 @api_login_required
 def retry_message(message_id: int):
@@ -233,12 +288,76 @@ def typing(conversation_id: int):
 
 
 def _enqueue(actor: dramatiq.Actor, *args) -> None:
-    """Queue a job. A reply's message is already stored: if the broker is down, the
-    sweep queues it once it is back; a read receipt or typing indicator is dropped."""
+    """Queue a job, or log that the broker is down.
+
+    A reply is stored already: the sweep queues it again once the broker is back. A
+    read receipt or typing indicator is only dropped.
+    """
     try:
         actor.send(*args)
     except (RedisError, BrokerError) as error:
         log.warning("Could not queue %s (%s)", actor.actor_name, type(error).__name__)
+
+
+# -- media: files in messages and contacts' pictures (README, "Media") ----------------
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@api_login_required
+def download_attachment(attachment_id: int):
+    """A message's file, for its organization only, as a type the browser will not run."""
+    attachment = Attachment.get_or_none(
+        Attachment.id == attachment_id,
+        Attachment.organization == _organization_id(),
+        Attachment.status == AttachmentStatus.AVAILABLE,
+    )
+    if attachment is None or attachment.storage_key is None:
+        abort(404)
+    name = attachment.filename or media_types.file_name(None, attachment.kind, attachment.mime_type)
+    return _stored_file(
+        attachment.storage_key, attachment.mime_type, name, attachment.sha256, attachment.size
+    )
+
+
+@bp.get("/contacts/<int:contact_id>/avatar")
+@api_login_required
+def contact_avatar(contact_id: int):
+    """A contact's picture, as SNORQ kept it (the platforms' own links expire)."""
+    contact = Contact.get_or_none(
+        Contact.id == contact_id, Contact.organization == _organization_id()
+    )
+    if contact is None or contact.avatar_key is None:
+        abort(404)
+    extension = "." + contact.avatar_key.rsplit(".", 1)[-1]
+    mime_type = AVATAR_TYPES.get(extension, media_types.OCTET_STREAM)
+    return _stored_file(contact.avatar_key, mime_type, f"avatar{extension}", contact.avatar_key)
+
+
+def _stored_file(key: str, mime_type: str, filename: str, etag: str, size: int | None = None):
+    """A file from storage, served so that a browser never runs it.
+
+    Only types that cannot hold script are ``inline``; any other is a download.
+    ``nosniff`` keeps the browser to the stored type, and the sandboxing CSP covers a
+    file opened on its own.
+    """
+    headers = {
+        "Content-Disposition": media_types.content_disposition(mime_type, filename),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Cache-Control": "private, no-cache",
+        "ETag": quote_etag(etag),
+    }
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    try:
+        file = get_storage().open(key)
+    except MissingFile:
+        abort(404)
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    body = wrap_file(request.environ, file)
+    return Response(body, mimetype=mime_type, headers=headers, direct_passthrough=True)
 
 
 @bp.get("/connections")

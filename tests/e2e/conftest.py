@@ -17,68 +17,18 @@ may hold a token, a secret, or a message text the tests used.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 
 import pytest
 
-from tests import processes
-from tests.e2e.deployment import ACCOUNTS, PLATFORMS, RECEIPT_DELAYS, Deployment
+from tests.e2e.deployment import Deployment, deployed, require_servers
 from tests.log_scan import leaks
-
-STAFF = "agent@acme.test"
-
-
-def _require_servers() -> None:
-    if processes.servers_available():
-        return
-    where = f"PostgreSQL at {processes.PG_ADMIN_URL} and Redis at {processes.REDIS_URL}"
-    if os.environ.get("SNORQ_TEST_DATABASE_URL"):
-        pytest.fail(f"SNORQ_TEST_DATABASE_URL is set, but {where} do not both answer")
-    pytest.skip(f"end-to-end tests need {where}; they do not both answer")
-
-
-def _organization(stack: processes.Stack, password: str) -> tuple[str, str]:
-    """A new organization and an API token of its staff member, made with the CLI."""
-    organization_id = stack.run("create-org", "Acme e2e")
-    stack.run("create-user", "--org", organization_id, "--email", STAFF, "--password", password)
-    return organization_id, stack.run("create-token", "--email", STAFF)
 
 
 @pytest.fixture(scope="package")
 def deployment() -> Iterator[Deployment]:
-    _require_servers()
-    port = processes.free_port()
-    with processes.stack(**processes.simulator_env(port), SNORQ_CLOCK_RUN_AT_START="1") as stack:
-        password = secrets.token_urlsafe(16)
-        organization_id, api_token = _organization(stack, password)
-        tokens = {platform: f"e2e-{platform}-{secrets.token_hex(16)}" for platform in PLATFORMS}
-        connections = {
-            platform: int(
-                stack.run(
-                    "add-connection",
-                    *("--org", organization_id, "--platform", platform),
-                    *("--account-id", ACCOUNTS[platform], "--access-token", tokens[platform]),
-                    *("--name", f"Acme {platform}"),
-                )
-            )
-            for platform in PLATFORMS
-        }
-        stack.start_simulator(
-            port,
-            *(f"{p}:{ACCOUNTS[p]}:{tokens[p]}" for p in PLATFORMS),
-            delays=RECEIPT_DELAYS,
-        )
-        stack.start("web")
-        worker = stack.start("worker")
-        processes.wait_for(
-            lambda: "ready for action" in worker.output(), timeout=60, what="the worker starts"
-        )
-        running = Deployment(
-            stack, f"http://127.0.0.1:{port}", organization_id, api_token, connections
-        )
-        running.forbid(password, *tokens.values())
+    require_servers()
+    with deployed() as running:
         yield running
 
 

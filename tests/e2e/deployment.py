@@ -7,10 +7,14 @@ and timed, so a failing test can say which step took how long.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
+import pytest
 import requests
 
 from tests import processes
@@ -22,6 +26,8 @@ WAIT = 30.0
 #: Seconds the fake customer's phone takes for each receipt: quick, yet not instant.
 RECEIPT_DELAYS = "0.2,0.6"
 
+#: The staff member the CLI makes.
+STAFF = "agent@acme.test"
 PLATFORMS = ("whatsapp", "facebook", "tiktok")
 #: The account of each connection: phone-number id, Page id, TikTok business id.
 ACCOUNTS = {"whatsapp": "106540352242922", "facebook": "1234567890", "tiktok": "7312345678901"}
@@ -52,6 +58,7 @@ class Deployment:
       organization_id: The organization the API token belongs to.
       api_token: A staff member's API token.
       connections: The id of each platform's connection.
+      password: The staff member's password (``STAFF`` is their email).
     """
 
     def __init__(
@@ -61,11 +68,13 @@ class Deployment:
         organization_id: str,
         api_token: str,
         connections: dict[str, int],
+        password: str,
     ) -> None:
         self.stack = stack
         self.simulator_url = simulator_url
         self.organization_id = organization_id
         self.connections = connections
+        self.password = password
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {api_token}"
         self.forbidden = {api_token, *(stack.env[name] for name in SECRET_SETTINGS)}
@@ -86,10 +95,14 @@ class Deployment:
         try:
             value = processes.wait_for(condition, timeout=WAIT, what=what)
         except TimeoutError:
-            self.steps.append(f"{self._elapsed():6.2f} s  TIMED OUT: {what}")
+            self.finished(f"TIMED OUT: {what}")
             raise
-        self.steps.append(f"{self._elapsed():6.2f} s  {what}")
+        self.finished(what)
         return value
+
+    def finished(self, step: str) -> None:
+        """``step`` finished just now: the report lists it with the time since the start."""
+        self.steps.append(f"{self._elapsed():6.2f} s  {step}")
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -139,17 +152,31 @@ class Deployment:
 
     # -- customers and platforms: the simulator -----------------------------------------
 
-    def customer_writes(self, platform: str, account_id: str, text: str) -> str:
-        """A customer sends the account ``text``; the platform's message id."""
-        customer, name = CUSTOMERS[platform]
+    def customer_writes(
+        self,
+        platform: str,
+        account_id: str,
+        text: str = "",
+        *,
+        customer: tuple[str, str] | None = None,
+        **media: bool,
+    ) -> str:
+        """A customer sends the account ``text``; the platform's message id.
+
+        Parameters:
+          customer: Their id on the platform and name (``CUSTOMERS[platform]`` by default).
+          media: What the customer attaches, for the simulator: ``image=True``…
+        """
+        external_id, name = customer or CUSTOMERS[platform]
         response = requests.post(
             f"{self.simulator_url}/_simulator/customers/messages",
             json={
                 "platform": platform,
                 "account_id": account_id,
-                "from": customer,
+                "from": external_id,
                 "name": name,
                 "text": text,
+                **media,
             },
             timeout=10,
         )
@@ -173,3 +200,64 @@ class Deployment:
         )
         response.raise_for_status()
         return response.json()["requests"]
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for ``reason``; fail instead in the CI run against real servers.
+
+    That run (``SNORQ_TEST_DATABASE_URL`` set) must run every test, so nothing it
+    needs may be missing.
+    """
+    if os.environ.get("SNORQ_TEST_DATABASE_URL"):
+        pytest.fail(f"SNORQ_TEST_DATABASE_URL is set, but {reason}")
+    pytest.skip(reason)
+
+
+def require_servers() -> None:
+    """Skip (or, in the real-servers run, fail) unless PostgreSQL and Redis answer."""
+    if not processes.servers_available():
+        where = f"PostgreSQL at {processes.PG_ADMIN_URL} and Redis at {processes.REDIS_URL}"
+        unavailable(f"{where} do not both answer")
+
+
+@contextlib.contextmanager
+def deployed() -> Iterator[Deployment]:
+    """The Procfile's ``web`` and ``worker`` on scratch servers, and the simulator.
+
+    The real CLI makes one organization, its staff member (``STAFF``), an API
+    token and one connection per platform, whose tokens the simulator accepts.
+    The stack's clock, if a test starts it, runs its jobs at start-up.
+    """
+    port = processes.free_port()
+    with processes.stack(**processes.simulator_env(port), SNORQ_CLOCK_RUN_AT_START="1") as stack:
+        password = secrets.token_urlsafe(16)
+        organization_id = stack.run("create-org", "Acme e2e")
+        stack.run("create-user", "--org", organization_id, "--email", STAFF, "--password", password)
+        api_token = stack.run("create-token", "--email", STAFF)
+        tokens = {platform: f"e2e-{platform}-{secrets.token_hex(16)}" for platform in PLATFORMS}
+        connections = {
+            platform: int(
+                stack.run(
+                    "add-connection",
+                    *("--org", organization_id, "--platform", platform),
+                    *("--account-id", ACCOUNTS[platform], "--access-token", tokens[platform]),
+                    *("--name", f"Acme {platform}"),
+                )
+            )
+            for platform in PLATFORMS
+        }
+        stack.start_simulator(
+            port,
+            *(f"{p}:{ACCOUNTS[p]}:{tokens[p]}" for p in PLATFORMS),
+            delays=RECEIPT_DELAYS,
+        )
+        stack.start("web")
+        worker = stack.start("worker")
+        processes.wait_for(
+            lambda: "ready for action" in worker.output(), timeout=60, what="the worker starts"
+        )
+        running = Deployment(
+            stack, f"http://127.0.0.1:{port}", organization_id, api_token, connections, password
+        )
+        running.forbid(password, *tokens.values())
+        yield running

@@ -67,16 +67,18 @@ def inbound_payload(
     at: float,
     *,
     text: str = "",
-    image_url: str | None = None,
+    file_url: str | None = None,
+    kind: str = "image",
 ) -> dict:
-    """A customer's message to the Page: text, or a picture.
+    """A customer's message to the Page: text, or a file (``kind``: image, audio, document).
 
-    Messenger sends a picture and words as two messages, so ``text`` is left out
-    of a picture's message.
+    Messenger sends a file and words as two messages, so ``text`` is left out
+    of a file's message.
     """
     message: dict = {"mid": mid}
-    if image_url is not None:
-        message["attachments"] = [{"type": "image", "payload": {"url": image_url}}]
+    if file_url is not None:
+        kind = "file" if kind == "document" else kind
+        message["attachments"] = [{"type": kind, "payload": {"url": file_url}}]
     else:
         message["text"] = text
     event = {

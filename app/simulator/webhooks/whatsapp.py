@@ -80,7 +80,7 @@ def inbound_payload(
     text: str = "",
     media: Media | None = None,
 ) -> dict:
-    """A customer's message: text, or a picture with ``text`` as its caption."""
+    """A customer's message: text, or a file (``text`` is a picture's or document's caption)."""
     if is_bsuid(who.external_id):
         user_id, phone = who.external_id, None
     else:
@@ -93,8 +93,10 @@ def inbound_payload(
     if media is None:
         message.update(type="text", text={"body": text})
     else:
-        image = {"id": media.media_id, "mime_type": media.mime_type, "sha256": media.sha256_base64}
+        file = {"id": media.media_id, "mime_type": media.mime_type, "sha256": media.sha256_base64}
+        if media.kind == "document":
+            file["filename"] = media.filename
         if text:
-            image["caption"] = text
-        message.update(type="image", image=image)
+            file["caption"] = text
+        message.update({"type": media.kind, media.kind: file})
     return envelope(account, {"contacts": [contact], "messages": [message]})

@@ -7,6 +7,13 @@ const $ = (id) => document.getElementById(id);
 
 const TYPING_EVERY = 15000;
 const WINDOW_WARNING = 60 * 60 * 1000;
+// What a file's text can go with as its caption (elsewhere the text is a reply of its own).
+const CAPTIONS = { whatsapp: ["image", "video", "document"] };
+
+function fileKind(file) {
+  const major = file.type.split("/")[0];
+  return ["image", "audio", "video"].includes(major) ? major : "document";
+}
 
 function newKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -35,6 +42,7 @@ export class Composer {
     this.key = null;
     this.sending = false;
     this.lastTyping = 0;
+    this.file = null;
     this.wire();
   }
 
@@ -45,6 +53,7 @@ export class Composer {
       $("reply-text").value = this.drafts.get(conversation.id) ?? "";
       $("reply-error").hidden = true;
       this.key = null;
+      this.attach(null);
     }
     this.conversation = conversation;
     this.render();
@@ -64,6 +73,16 @@ export class Composer {
     $("template-form").hidden = open || !whatsapp;
     $("reply-text").disabled = !open;
     $("reply-send").disabled = !open;
+    $("reply-attach").disabled = !open;
+  }
+
+  // The file the next reply carries (null: none), shown under the reply box.
+  attach(file) {
+    this.file = file;
+    this.key = null;
+    $("reply-file").value = "";
+    $("reply-attached").hidden = !file;
+    $("reply-file-name").textContent = file ? `📎 ${file.name}` : "";
   }
 
   showError(error) {
@@ -73,16 +92,18 @@ export class Composer {
       : "Not sent: the connection dropped. Send again to retry; it will not be sent twice.";
   }
 
-  // Send one reply. Its idempotency key stays the same until the API accepts it,
-  // so sending again after a dropped connection never delivers it twice.
+  // Send one reply (a JSON body, or FormData carrying a file). Its idempotency key
+  // stays the same until the API accepts it, so sending again after a dropped
+  // connection never delivers it twice.
   async send(conversation, body) {
     if (this.sending) return false;
     this.key ??= newKey();
     this.sending = true;
+    if (body instanceof FormData) body.set("idempotency_key", this.key);
     try {
       const data = await api(`/api/v1/conversations/${conversation.id}/messages`, {
         method: "POST",
-        body: { ...body, idempotency_key: this.key },
+        body: body instanceof FormData ? body : { ...body, idempotency_key: this.key },
       });
       this.key = null;
       $("reply-error").hidden = true;
@@ -99,10 +120,21 @@ export class Composer {
   async sendText() {
     const conversation = this.conversation;
     const text = $("reply-text").value;
-    if (!text.trim() || $("reply-text").disabled) return;
-    if (!(await this.send(conversation, { content: text }))) return;
+    if ((!text.trim() && !this.file) || $("reply-text").disabled) return;
+    const caption = this.file && CAPTIONS[conversation.platform]?.includes(fileKind(this.file));
+    if (this.file && !(await this.sendFile(conversation, caption ? text : ""))) return;
+    if (text.trim() && !caption && !(await this.send(conversation, { content: text }))) return;
     this.drafts.delete(conversation.id);
     if (this.conversation === conversation) $("reply-text").value = "";
+  }
+
+  async sendFile(conversation, caption) {
+    const form = new FormData();
+    form.set("file", this.file);
+    if (caption.trim()) form.set("content", caption);
+    if (!(await this.send(conversation, form))) return false;
+    this.attach(null);
+    return true;
   }
 
   async sendTemplate() {
@@ -148,6 +180,9 @@ export class Composer {
       }
     });
     $("reply-text").addEventListener("input", () => this.onInput());
+    $("reply-attach").addEventListener("click", () => $("reply-file").click());
+    $("reply-file").addEventListener("change", () => this.attach($("reply-file").files[0] ?? null));
+    $("reply-detach").addEventListener("click", () => this.attach(null));
     $("template-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.sendTemplate();

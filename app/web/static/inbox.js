@@ -152,6 +152,19 @@ const handlers = {
   "message:status": ({ message }) => {
     if (thread.id === message.conversation_id) thread.add(message);
   },
+  "attachment:status": ({ attachment, message_id: messageId, conversation_id: conversationId }) => {
+    if (thread.id === conversationId) thread.updateAttachment(messageId, attachment);
+  },
+  "contact:updated": ({ contact }) => {
+    for (const conversation of known.values()) {
+      if (conversation.contact?.id !== contact.id) continue;
+      Object.assign(conversation.contact, contact);
+      list.show(conversation);
+      if (thread.conversation?.id === conversation.id) {
+        thread.update(connections.get(conversation.connection_id));
+      }
+    }
+  },
   "message:deleted": ({ id, conversation_id: conversationId }) => {
     if (thread.id === conversationId) thread.remove(id);
   },

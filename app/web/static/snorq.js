@@ -33,16 +33,18 @@ export class ApiError extends Error {
 }
 
 // Call the JSON API with the session cookie (and the CSRF token on changes).
+// A FormData body goes as multipart (a file); any other as JSON.
 // A 401 means the session ended: go to the sign-in page and come back here.
 export async function api(path, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json" };
+  const form = body instanceof FormData;
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
     headers,
     credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || form ? body : JSON.stringify(body),
   });
   if (response.status === 401) {
     const here = location.pathname + location.search;

@@ -25,6 +25,8 @@ export class Thread {
     this.id = id;
     this.conversation = null;
     this.messages = new Map();
+    // Attachments settled by live events (final: AVAILABLE or FAILED), by id.
+    this.settled = new Map();
     this.hasEarlier = false;
   }
 
@@ -61,16 +63,22 @@ export class Thread {
     if (contact.phone) details.push(contact.phone);
     if (contact.username && name !== `@${contact.username}`) details.push(`@${contact.username}`);
     $("thread-badge").replaceChildren(platformBadge(conversation.platform));
+    $("thread-avatar").hidden = !contact.avatar_url;
+    if (contact.avatar_url) $("thread-avatar").src = contact.avatar_url;
     $("thread-name").textContent = name;
     $("thread-sub").textContent = details.join(" · ");
   }
 
   // Keep the more advanced of two copies of a message (events and pages overlap).
   store(message) {
-    const before = STATUS_ORDER[this.messages.get(message.id)?.status];
+    const known = this.messages.get(message.id);
+    const before = STATUS_ORDER[known?.status];
     const after = STATUS_ORDER[message.status];
     if (before !== undefined && after !== undefined && after < before) return false;
-    this.messages.set(message.id, message);
+    // Status events carry a message without its files: keep the ones already known.
+    const files = message.attachments?.length ? message.attachments : (known?.attachments ?? []);
+    const attachments = files.map((file) => this.settled.get(file.id) ?? file);
+    this.messages.set(message.id, { ...message, attachments });
     return true;
   }
 
@@ -92,10 +100,11 @@ export class Thread {
   }
 
   // A new message, or a new state of one already shown.
-  add(message) {
-    const shown = this.messages.has(message.id);
+  add(update) {
+    const shown = this.messages.has(update.id);
     const last = this.sorted().at(-1);
-    if (!this.store(message) || !this.conversation) return;
+    if (!this.store(update) || !this.conversation) return;
+    const message = this.messages.get(update.id);
     const node = this.list.querySelector(`[data-id="${message.id}"]`);
     if (shown && node) {
       node.replaceWith(renderMessage(message, this.conversation.platform));
@@ -112,6 +121,17 @@ export class Thread {
       this.render();
     }
     if (follow) this.scrollToEnd();
+  }
+
+  // A file of a message here arrived (or never will): show it in place, without a reload.
+  updateAttachment(messageId, attachment) {
+    this.settled.set(attachment.id, attachment);
+    const message = this.messages.get(messageId);
+    if (!message || !this.conversation) return;
+    this.store(message);
+    this.list
+      .querySelector(`[data-id="${messageId}"]`)
+      ?.replaceWith(renderMessage(this.messages.get(messageId), this.conversation.platform));
   }
 
   remove(id) {

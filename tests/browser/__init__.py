@@ -1,0 +1,1 @@
+"""Browser tests: staff using the inbox in Chromium, on SNORQ as deployed."""
