@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=12),
+        # No request body is larger than the largest file staff may attach (413 above).
+        MAX_CONTENT_LENGTH=settings.media_max_bytes + (1 << 20),
         SNORQ_SETTINGS=settings,
     )
 

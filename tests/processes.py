@@ -185,7 +185,9 @@ class Stack:
             self.wait_until_ready(service)
         return service
 
-    def start_simulator(self, port: int, *accounts: str, delays: str = "0.2,0.6") -> Service:
+    def start_simulator(
+        self, port: int, *accounts: str, delays: str = "0.2,0.6", throughput: tuple[str, ...] = ()
+    ) -> Service:
         """The platform simulator on ``port``, sending its webhooks to this stack.
 
         It signs them with the stack's app secrets; point SNORQ at it with
@@ -194,8 +196,10 @@ class Stack:
         Parameters:
           accounts: ``PLATFORM:ACCOUNT_ID:TOKEN[:REFRESH_TOKEN]``, tokens it accepts.
           delays: ``MIN,MAX`` seconds the customer's phone takes for each receipt.
+          throughput: ``PLATFORM=COUNT/SECONDS``, a platform's own limit per account.
         """
         options = "".join(f" --account {shlex.quote(spec)}" for spec in accounts)
+        options += "".join(f" --throughput {shlex.quote(spec)}" for spec in throughput)
         command = (
             f"python -m app.simulator --port {port} --snorq-url {self.url} "
             f"--delays {delays}{options}"
