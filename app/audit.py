@@ -7,6 +7,7 @@ secret or a message body (callers pass ids and error codes, not content).
 from __future__ import annotations
 
 from app.models import AuditLog
+from app.platforms.errors import PlatformError
 
 
 def record(
@@ -29,3 +30,13 @@ def record(
         connection=connection_id,
         user=user_id,
     )
+
+
+def outcome(error: PlatformError) -> str:
+    """The detail of a failed platform call: SNORQ's code and the platform's, never its words.
+
+    A platform's text may quote what it was sent, so it stays out of the audit log.
+    """
+    platform_code = "" if error.platform_code is None else f", platform code {error.platform_code}"
+    note = ", may have been delivered" if getattr(error, "maybe_delivered", False) else ""
+    return f"{error.code.name} ({int(error.code)}{platform_code}{note})"

@@ -29,6 +29,8 @@ def message_json(message: Message, attachments: list[Attachment] | None = None) 
         "delivered_at": timestamp(message.delivered_at),
         "read_at": timestamp(message.read_at),
         "failed_at": timestamp(message.failed_at),
+        # When the customer (or the platform's own app) sent it, as the platform says.
+        "platform_timestamp": timestamp(message.platform_timestamp),
         "attachments": [attachment_json(a) for a in attachments or ()],
     }
 

@@ -31,7 +31,7 @@ def reset_state() -> None:
                     model.delete().execute()
     get_redis().flushdb()
     routing.forget()
-    messages._ids.clear()
+    messages.forget_cached_ids()
     get_settings.cache_clear()
 
 

@@ -285,6 +285,21 @@ def test_message_content_comes_back_as_data_exactly_as_written(client, api_heade
     assert response.json["messages"][0]["content"] == HOSTILE
 
 
+def test_a_message_says_when_the_customer_sent_it_as_well_as_when_snorq_stored_it(
+    client, api_headers, conversation
+):
+    written = add_message(conversation, "Sent from the bus, no signal")
+    sent_at = written.created_at - datetime.timedelta(minutes=7)
+    Message.update(platform_timestamp=sent_at).where(Message.id == written.id).execute()
+    add_message(conversation, "A reply", Direction.OUTBOUND)
+
+    path = f"/api/v1/conversations/{conversation.id}/messages"
+    inbound, outbound = client.get(path, headers=api_headers).json["messages"]
+    assert inbound["platform_timestamp"] == sent_at.isoformat(timespec="milliseconds") + "Z"
+    assert inbound["created_at"] == written.created_at.isoformat(timespec="milliseconds") + "Z"
+    assert outbound["platform_timestamp"] is None
+
+
 def test_a_conversation_says_when_its_messaging_window_closes(client, api_headers, connections):
     fresh = make_conversation(connections["whatsapp"], "Fresh", inbound_hours_ago=2)
     stale = make_conversation(connections["tiktok"], "Stale", inbound_hours_ago=50)

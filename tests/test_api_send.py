@@ -77,7 +77,7 @@ def test_a_reply_through_the_api_reaches_the_platform_once(client, api_headers, 
 
 @pytest.mark.parametrize(
     ("platform", "limit", "name"),
-    [("whatsapp", 4096, "WhatsApp"), ("facebook", 2000, "Facebook"), ("tiktok", 6000, "TikTok")],
+    [("whatsapp", 4096, "WhatsApp"), ("facebook", 2000, "Messenger"), ("tiktok", 6000, "TikTok")],
 )
 def test_text_over_the_platforms_limit_is_refused_up_front(
     client, api_headers, threads, platform, limit, name
@@ -113,12 +113,12 @@ def test_text_over_the_platforms_limit_is_refused_up_front(
         (
             "facebook",
             {"content": "Hi", "quick_replies": [{"title": "Yes"}] * 14},
-            "Facebook takes at most 13 quick replies; this reply has 14.",
+            "Messenger takes at most 13 quick replies; this reply has 14.",
         ),
         (
             "facebook",
             {"content": "Hi", "quick_replies": [{"title": "Twenty-one characters"}]},
-            "Quick reply 1: Facebook takes titles of at most 20 characters; "
+            "Quick reply 1: Messenger takes titles of at most 20 characters; "
             "'Twenty-one characters' has 21.",
         ),
         (

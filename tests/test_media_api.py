@@ -237,6 +237,19 @@ def test_a_document_without_text_reads_as_its_name(client, api_headers, thread):
     assert Message.get_by_id(sent["id"]).payload is None
 
 
+def test_a_failed_file_reply_sent_again_still_carries_its_file(client, api_headers, thread):
+    sent = send_file(client, api_headers, thread, PDF, "receipt-1042.pdf", "application/pdf")
+    message = sent.get_json()["message"]
+    Message.update(status="FAILED", error_code=131026).where(Message.id == message["id"]).execute()
+
+    response = client.post(f"/api/v1/messages/{message['id']}/retry", headers=api_headers)
+
+    assert response.status_code == 202
+    retried = response.get_json()["message"]
+    assert retried["status"] == "PENDING"
+    assert retried["attachments"] == message["attachments"]
+
+
 @pytest.mark.parametrize(
     ("platform", "data", "name", "mime_type", "fields", "reason"),
     [
@@ -265,7 +278,7 @@ def test_a_document_without_text_reads_as_its_name(client, api_headers, thread):
             "a.png",
             "image/png",
             {"content": "Look"},
-            "Facebook sends a image without text: send the text as a reply of its own.",
+            "Messenger sends a image without text: send the text as a reply of its own.",
         ),
         (
             "tiktok",

@@ -80,9 +80,8 @@ def test_a_customer_s_file_reaches_staff_through_the_simulated_platform(
     served = client.get(f"/api/v1/attachments/{attachment.id}", headers=api_headers)
     assert served.data == SAMPLES[kind]
     if kind == "document":
-        # Messenger names a file only in its link, which the simulator's links do not.
-        name = "receipt-1042.pdf" if platform == "whatsapp" else "document.pdf"
-        assert attachment.filename == name
+        # Messenger names a file only at the end of its link; WhatsApp in the message.
+        assert attachment.filename == "receipt-1042.pdf"
         assert served.headers["Content-Disposition"].startswith("attachment;")
 
 

@@ -23,6 +23,7 @@ from app.models import (
 )
 from app.platforms import get_platform
 from tests.fixtures import make_connection
+from tests.platform_fakes import graph_error
 from workers.broker import broker
 from workers.tokens import connect_account, connect_gave_up
 
@@ -301,7 +302,7 @@ def test_the_callback_shows_what_the_platform_said_when_staff_declined(client, u
     )
     assert response.status_code == 400
     text = response.get_data(as_text=True)
-    assert "Facebook did not grant access: Permissions error &lt;b&gt;" in text
+    assert "Messenger did not grant access: Permissions error &lt;b&gt;" in text
     assert ConnectAttempt.select().count() == 0
 
 
@@ -428,7 +429,7 @@ def test_facebook_with_no_page_granted_fails_with_a_reason(user, fake):
     connect_account(attempt.id, CODE)
     attempt = ConnectAttempt.get_by_id(attempt.id)
     assert attempt.status == ConnectStatus.FAILED
-    assert "Facebook granted access to no account" in attempt.reason
+    assert "Messenger granted access to no account" in attempt.reason
 
 
 def test_a_page_connected_by_another_organization_is_not_taken_over(user, org, other_org, fake):
@@ -470,7 +471,7 @@ def test_a_refused_code_fails_the_attempt_with_metas_reason(user, fake):
     connect_account(attempt.id, CODE)
     attempt = ConnectAttempt.get_by_id(attempt.id)
     assert attempt.status == ConnectStatus.FAILED
-    assert attempt.reason == "Meta error 100: This authorization code has been used."
+    assert attempt.reason == "Messenger error 100: This authorization code has been used."
     assert PlatformConnection.select().count() == 0
 
 
@@ -718,3 +719,18 @@ def test_a_platform_that_is_briefly_down_is_tried_again(user, fake, worker):
     assert [c.response.status_code for c in fake.calls][:2] == [503, 200]
     details = [e.detail for e in AuditLog.select().order_by(AuditLog.id)]
     assert details == ["will retry: PLATFORM_UNAVAILABLE (2007)", "account 7312345678901"]
+
+
+def test_a_throttled_token_endpoint_is_tried_again_after_its_retry_after(user, fake, worker):
+    throttled = graph_error(4, "(#4) Application request limit reached")
+    fake.post(
+        f"{GRAPH}/oauth/access_token", status=400, headers={"Retry-After": "1"}, json=throttled
+    )
+    fake_facebook(fake, pages=FACEBOOK_PAGES[:1])
+    attempt = attempt_for(user, "facebook")
+    connect_account.send(attempt.id, CODE)
+
+    wait_for(lambda: ConnectAttempt.get_by_id(attempt.id).status != ConnectStatus.CONNECTING)
+    assert ConnectAttempt.get_by_id(attempt.id).status == ConnectStatus.CONNECTED
+    details = [e.detail for e in AuditLog.select().order_by(AuditLog.id)]
+    assert details[0] == "will retry: RATE_LIMITED (2002, platform code 4)"

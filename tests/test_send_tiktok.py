@@ -1,11 +1,14 @@
 """TikTok Business Messaging sends, faked at the HTTP level: ``Access-Token``, the envelope."""
 
+import json
+import time
+
 import pytest
 import responses
 
 from app.models import MessageStatus
 from app.platforms import get_platform
-from app.platforms.base import Account, Outbound, Recipient
+from app.platforms.base import Account, MediaSource, Outbound, Recipient
 from app.platforms.errors import (
     AuthError,
     ErrorCode,
@@ -16,6 +19,7 @@ from app.platforms.errors import (
 from tests.platform_fakes import (
     CUSTOMERS,
     SEND_URLS,
+    TIKTOK,
     TIKTOK_THREAD,
     conversation,
     reload,
@@ -84,6 +88,7 @@ def test_after_48_hours_a_reply_fails_at_once(worker, org, connections, user):
             TemporaryError,
             ErrorCode.RATE_LIMITED,
         ),
+        ({"status": 429, "body": "Too Many Requests"}, TemporaryError, ErrorCode.RATE_LIMITED),
         (
             {"json": tiktok_answer(code=50002, message="Service busy")},
             TemporaryError,
@@ -99,6 +104,12 @@ def test_after_48_hours_a_reply_fails_at_once(worker, org, connections, user):
             AuthError,
             ErrorCode.TOKEN_EXPIRED,
         ),
+        (
+            {"json": tiktok_answer(code=40104, message="Access token has expired")},
+            AuthError,
+            ErrorCode.TOKEN_EXPIRED,
+        ),
+        ({"status": 401, "body": "Unauthorized"}, AuthError, ErrorCode.TOKEN_EXPIRED),
         (
             {"json": tiktok_answer(code=40001, message="No permission")},
             AuthError,
@@ -128,13 +139,69 @@ def test_a_nonzero_code_is_an_error_even_on_http_200(answer, kind, code):
 
 
 @responses.activate
-def test_an_http_200_without_a_code_may_have_been_sent():
-    responses.post(URL, body="<html>gateway</html>")
+def test_an_http_429_is_throttled_and_keeps_tiktoks_retry_after():
+    responses.post(URL, status=429, headers={"Retry-After": "12"}, body="")
 
     with pytest.raises(TemporaryError) as raised:
         get_platform("tiktok").send(ACCOUNT, RECIPIENT, Outbound(7, text="Hello"))
 
-    assert raised.value.maybe_delivered
+    assert (raised.value.code, raised.value.retry_after) == (ErrorCode.RATE_LIMITED, 12.0)
+    assert not raised.value.maybe_delivered
+
+
+@responses.activate
+def test_a_throttled_reply_is_retried_no_sooner_than_retry_after(worker, org, connections, user):
+    arrivals = []
+
+    def answer(request):
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            return 429, {"Retry-After": "1"}, ""
+        return 200, {}, json.dumps(tiktok_sent("7400000000000000002"))
+
+    responses.add_callback(responses.POST, URL, callback=answer)
+    message = reply(conversation(org, connections["tiktok"]), user)
+
+    send_message.send(message.id)
+    worker.drain()
+
+    sent = reload(message)
+    assert (sent.status, sent.external_id) == (MessageStatus.SENT, "7400000000000000002")
+    assert arrivals[1] - arrivals[0] >= 1.0
+
+
+#: A Business API call of each kind, and the URL it calls.
+CALLS = {
+    "send": (URL, lambda tiktok: tiktok.send(ACCOUNT, RECIPIENT, Outbound(7, text="Hello"))),
+    "media link": (
+        f"{TIKTOK}/business/message/media/download/",
+        lambda tiktok: tiktok.media_url(
+            ACCOUNT, MediaSource("image", media_id="m1", message_id="7401", thread_id="t")
+        ),
+    ),
+    "token refresh": (
+        f"{TIKTOK}/tt_user/oauth2/refresh_token/",
+        lambda tiktok: tiktok.refresh(ACCOUNT, "tt-refresh-1"),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "maybe_delivered"), [("send", True), ("media link", False), ("token refresh", False)]
+)
+@pytest.mark.parametrize("body", ["<html>gateway</html>", '{"message": "OK"}'])
+@responses.activate
+def test_a_2xx_answer_without_a_code_may_mean_a_message_went_only_on_a_send(
+    call, maybe_delivered, body
+):
+    url, make_call = CALLS[call]
+    responses.post(url, body=body)
+
+    with pytest.raises(TemporaryError) as raised:
+        make_call(get_platform("tiktok"))
+
+    assert raised.value.code == ErrorCode.PLATFORM_UNAVAILABLE
+    assert raised.value.maybe_delivered is maybe_delivered
 
 
 @responses.activate

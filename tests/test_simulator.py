@@ -21,7 +21,14 @@ from app.platforms import get_platform
 from app.simulator import create_simulator_app
 from app.simulator.config import SimulatorConfig
 from app.simulator.ids import conversation_id
-from app.simulator.media import SAMPLE_PICTURE_ID, sample_picture
+from app.simulator.media import (
+    SAMPLE_AUDIO_ID,
+    SAMPLE_DOCUMENT_ID,
+    SAMPLE_PICTURE_ID,
+    sample_audio,
+    sample_document,
+    sample_picture,
+)
 from tests.fixtures import ACCOUNT_IDS
 
 WA, FB, TT = ACCOUNT_IDS["whatsapp"], ACCOUNT_IDS["facebook"], ACCOUNT_IDS["tiktok"]
@@ -29,7 +36,8 @@ TOKENS = {name: f"{name}-access-token" for name in ACCOUNT_IDS}
 GRAPH = "/graph/v25.0"
 TIKTOK = "/tiktok/open_api/v1.3"
 CUSTOMER_PSID = "6543210987654321"
-CONVERSATION = conversation_id(TT, "7123456789012345678")
+TIKTOK_USER = "7123456789012345678"
+CONVERSATION = conversation_id(TT, TIKTOK_USER)
 
 
 @contextlib.contextmanager
@@ -848,6 +856,116 @@ def test_the_customer_sends_a_picture_snorq_can_verify_and_fetch(sim, receiver, 
         content = json.loads(payload["content"])
         assert payload["event"] == "im_receive_msg"
         assert content["type"] == "image" and content["to_user"]["id"] == TT
+
+
+def customer_writes(sim, platform: str, **message):
+    body = {"platform": platform, "account_id": ACCOUNT_IDS[platform], **message}
+    return sim.post("/_simulator/customers/messages", json=body)
+
+
+def whatsapp_message(payload: dict) -> dict:
+    return payload["entry"][0]["changes"][0]["value"]["messages"][0]
+
+
+def messenger_file(payload: dict) -> dict:
+    return payload["entry"][0]["messaging"][0]["message"]["attachments"][0]
+
+
+def download(sim, url: str) -> bytes:
+    link = urlsplit(url)
+    response = sim.get(f"{link.path}?{link.query}")
+    assert response.status_code == 200
+    return response.data
+
+
+def test_a_customer_s_voice_message_carries_the_sample_audio(sim, receiver):
+    assert customer_writes(sim, "whatsapp", audio=True).status_code == 202
+    assert customer_writes(sim, "facebook", audio=True).status_code == 202
+
+    received = receiver.wait(2)
+    (whatsapp,) = payloads(received, "whatsapp")
+    voice = whatsapp_message(whatsapp)
+    assert voice["type"] == "audio"
+    assert (voice["audio"]["id"], voice["audio"]["mime_type"]) == (SAMPLE_AUDIO_ID, "audio/mpeg")
+    assert "caption" not in voice["audio"]
+    (messenger,) = payloads(received, "facebook")
+    attachment = messenger_file(messenger)
+    assert attachment["type"] == "audio"
+    assert download(sim, attachment["payload"]["url"]) == sample_audio()
+
+
+def test_a_customer_s_document_keeps_its_name_on_every_platform(sim, receiver):
+    assert customer_writes(sim, "whatsapp", document=True, text="My receipt").status_code == 202
+    assert customer_writes(sim, "facebook", document=True).status_code == 202
+
+    received = receiver.wait(2)
+    (whatsapp,) = payloads(received, "whatsapp")
+    document = whatsapp_message(whatsapp)["document"]
+    assert document["id"] == SAMPLE_DOCUMENT_ID
+    assert (document["filename"], document["caption"]) == ("receipt-1042.pdf", "My receipt")
+    (messenger,) = payloads(received, "facebook")
+    attachment = messenger_file(messenger)
+    assert attachment["type"] == "file"
+    # As on Meta's CDN, the file's name is the last part of the link's path.
+    assert urlsplit(attachment["payload"]["url"]).path.endswith("/receipt-1042.pdf")
+    assert download(sim, attachment["payload"]["url"]) == sample_document()
+
+
+@pytest.mark.parametrize(
+    ("platform", "message"),
+    [
+        ("whatsapp", {"audio": True, "text": "Listen"}),
+        ("whatsapp", {"audio": True, "document": True}),
+        ("tiktok", {"audio": True}),
+        ("tiktok", {"document": True}),
+        ("facebook", {}),
+    ],
+)
+def test_the_customer_endpoint_refuses_a_message_the_platform_could_not_carry(
+    sim, platform, message
+):
+    assert customer_writes(sim, platform, **message).status_code == 400
+
+
+def test_a_customer_keeps_the_name_they_were_first_given(sim, receiver):
+    named = {"from": "34611222333", "name": "Inès Lefèvre"}
+    customer_writes(sim, "whatsapp", text="Hola", **named)
+    customer_writes(sim, "whatsapp", text="¿Sigue disponible?", **{"from": named["from"]})
+
+    first, second = payloads(receiver.wait(2), "whatsapp")
+    names = [
+        p["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"]
+        for p in (first, second)
+    ]
+    assert names == ["Inès Lefèvre", "Inès Lefèvre"]
+
+
+def test_the_messenger_profile_names_the_customer_as_their_message_did(sim, receiver):
+    customer_writes(sim, "facebook", text="Hi", **{"from": CUSTOMER_PSID, "name": "Inès Lefèvre"})
+
+    profile = sim.get(
+        f"{GRAPH}/{CUSTOMER_PSID}",
+        query_string={"fields": "first_name,last_name,name", "access_token": TOKENS["facebook"]},
+    ).get_json()
+    assert (profile["name"], profile["first_name"], profile["last_name"]) == (
+        "Inès Lefèvre",
+        "Inès",
+        "Lefèvre",
+    )
+
+
+def test_tiktok_participants_name_the_customer_as_their_message_did(sim, receiver):
+    customer_writes(sim, "tiktok", text="Hi", **{"from": TIKTOK_USER, "name": "Inès Lefèvre"})
+    (webhook,) = payloads(receiver.wait(1), "tiktok")
+
+    answer = sim.get(
+        f"{TIKTOK}/business/message/content/list/",
+        query_string={"business_id": TT, "conversation_id": CONVERSATION},
+        headers={"Access-Token": TOKENS["tiktok"]},
+    ).get_json()
+    customer = next(p for p in answer["data"]["participants"] if p["role"] == "PERSONAL_ACCOUNT")
+    assert customer["display_name"] == "Inès Lefèvre"
+    assert tiktok_content(webhook)["from"] == "ines.5678"
 
 
 def test_the_simulator_runs_as_its_own_process(receiver, tmp_path):

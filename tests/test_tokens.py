@@ -158,7 +158,7 @@ def test_concurrent_refresh_requests_make_one_platform_call(org, fake):
         (
             "facebook",
             None,
-            "Meta no longer accepts this Facebook token; reconnect the account.",
+            "Meta no longer accepts this Messenger token; reconnect the account.",
             "TOKEN_EXPIRED (2001)",
         ),
     ],
@@ -320,14 +320,20 @@ def test_a_send_on_a_connection_that_needs_a_person_fails_at_once(org, user, fak
     assert len(fake.calls) == 0
 
 
+@pytest.mark.parametrize(
+    "refused",
+    [
+        {"json": tiktok_answer(code=40105, message="Access token is incorrect or revoked.")},
+        {"json": tiktok_answer(code=40104, message="Access token has expired.")},
+        {"status": 401, "body": "Unauthorized"},
+    ],
+    ids=["40105", "40104", "http-401"],
+)
 def test_a_tiktok_token_expired_mid_send_is_refreshed_once_and_the_send_retried(
-    org, user, fake, worker
+    org, user, fake, worker, refused
 ):
     connection = expiring_tiktok(org)
-    fake.post(
-        SEND_URLS["tiktok"],
-        json=tiktok_answer(code=40105, message="Access token is incorrect or has been revoked."),
-    )
+    fake.post(SEND_URLS["tiktok"], **refused)
     fake.post(SEND_URLS["tiktok"], json=tiktok_sent("7401234567890123456"))
     fake.post(REFRESH_URL, json=refreshed())
     message = reply(conversation(org, connection), user)
@@ -340,6 +346,23 @@ def test_a_tiktok_token_expired_mid_send_is_refreshed_once_and_the_send_retried(
     assert second.request.headers["Access-Token"] == "tt-access-2"
     sent = reload(message)
     assert (sent.status, sent.external_id) == (MessageStatus.SENT, "7401234567890123456")
+
+
+def test_a_tiktok_token_refused_again_after_one_refresh_fails_the_reply(org, user, fake, worker):
+    connection = expiring_tiktok(org)
+    fake.post(SEND_URLS["tiktok"], json=tiktok_answer(code=40105, message="Revoked."))
+    fake.post(REFRESH_URL, json=refreshed())
+    message = reply(conversation(org, connection), user)
+    send_message.send(message.id)
+    worker.drain()
+
+    assert [call.request.url for call in fake.calls] == [
+        SEND_URLS["tiktok"],
+        REFRESH_URL,
+        SEND_URLS["tiktok"],
+    ]
+    failed = reload(message)
+    assert (failed.status, failed.error_code) == (MessageStatus.FAILED, ErrorCode.TOKEN_EXPIRED)
 
 
 def test_a_meta_token_refused_mid_send_needs_a_person_until_reconnected(org, user, fake, worker):

@@ -136,7 +136,7 @@ def _fetch(attachment: Attachment, message: Message, thread: Thread) -> list[Not
                 declared = attachment.mime_type or response.headers.get("Content-Type")
                 download = read_capped(response, limit, file)
         except PlatformError as error:
-            detail = f"attachment {attachment.id}: {_outcome(error)}"
+            detail = f"attachment {attachment.id}: {audit.outcome(error)}"
             _audit(thread, "media_fetch", detail, ok=False)
             raise
         mime_type = media_types.detect(download.head, declared, attachment.kind)
@@ -281,12 +281,12 @@ def fetch_profile(conversation_id: int) -> None:
         profile = thread.platform.fetch_profile(account, thread.recipient())
     except TemporaryError as error:
         messages.release_profile(contact.id)
-        _audit(thread, "profile_fetch", f"contact {contact.id}: {_outcome(error)}", ok=False)
+        _audit(thread, "profile_fetch", f"contact {contact.id}: {audit.outcome(error)}", ok=False)
         raise Retry(
             error.message, delay=retry_delay_ms(retries_so_far(), error.retry_after)
         ) from None
     except PlatformError as error:
-        _audit(thread, "profile_fetch", f"contact {contact.id}: {_outcome(error)}", ok=False)
+        _audit(thread, "profile_fetch", f"contact {contact.id}: {audit.outcome(error)}", ok=False)
         return
     _audit(thread, "profile_fetch", f"contact {contact.id}", ok=True)
     avatar_key = _keep_avatar(thread, profile.avatar_url) if profile.avatar_url else None
@@ -309,7 +309,7 @@ def _keep_avatar(thread: Thread, url: str) -> str | None:
                 declared = response.headers.get("Content-Type")
                 download = read_capped(response, AVATAR_MAX_BYTES, file)
         except PlatformError as error:
-            detail = f"picture of contact {contact.id}: {_outcome(error)}"
+            detail = f"picture of contact {contact.id}: {audit.outcome(error)}"
             _audit(thread, "profile_fetch", detail, ok=False)
             return None
         mime_type = media_types.detect(download.head, declared, "image")
@@ -343,12 +343,6 @@ def sweep_media() -> None:
 
 
 # -- shared -----------------------------------------------------------------------------
-
-
-def _outcome(error: PlatformError) -> str:
-    """Codes only: a platform's text may quote what it was sent."""
-    platform_code = "" if error.platform_code is None else f", platform code {error.platform_code}"
-    return f"{error.code.name} ({int(error.code)}{platform_code})"
 
 
 def _audit(thread: Thread, action: str, detail: str, *, ok: bool) -> None:

@@ -67,6 +67,7 @@ MAX_RETRIES = 3
 #: its job: the sweep queues it again.
 SWEEP_GRACE = datetime.timedelta(minutes=2)
 
+
 @dataclass(frozen=True)
 class Thread:
     """A conversation, the customer in it and the account SNORQ answers from."""
@@ -207,7 +208,7 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
     try:
         external_id = thread.platform.send(thread.account(token), thread.recipient(), outbound)
     except PlatformError as error:
-        _audit(thread, "send", message, ok=False, detail=_outcome(error))
+        _audit(thread, "send", message, ok=False, detail=audit.outcome(error))
         raise
     _audit(thread, "send", message, ok=True, detail=f"sent as {external_id}")
     messages.publish(messages.record_sent(message.id, external_id))
@@ -332,10 +333,10 @@ def _signal(thread: Thread, action: str, latest: str) -> None:
     try:
         call(account, thread.recipient(), latest)
     except TemporaryError as error:
-        _audit(thread, action, None, ok=False, detail=_outcome(error))
+        _audit(thread, action, None, ok=False, detail=audit.outcome(error))
         raise
     except PlatformError as error:
-        _audit(thread, action, None, ok=False, detail=_outcome(error))
+        _audit(thread, action, None, ok=False, detail=audit.outcome(error))
         log.warning("%s %s refused: %s", thread.platform.title, action, error.message)
         return
     _audit(thread, action, None, ok=True, detail=f"conversation {thread.conversation.id}")
@@ -392,13 +393,6 @@ def load_thread(conversation_id: int) -> Thread | None:
         .first()
     )
     return None if row is None else Thread(row, row.contact, row.connection)
-
-
-def _outcome(error: PlatformError) -> str:
-    """An audit detail for a failed call: codes only, never the platform's text."""
-    platform_code = "" if error.platform_code is None else f", platform code {error.platform_code}"
-    note = ", may have been delivered" if getattr(error, "maybe_delivered", False) else ""
-    return f"{error.code.name} ({int(error.code)}{platform_code}{note})"
 
 
 def _audit(thread: Thread, action: str, message: Message | None, *, ok: bool, detail: str) -> None:

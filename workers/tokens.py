@@ -24,7 +24,7 @@ from app.db import database, utcnow
 from app.messages import publish
 from app.models import ConnectAttempt, ConnectionStatus, ConnectStatus, PlatformConnection
 from app.platforms import get_platform
-from app.platforms.base import Account, Grant
+from app.platforms.base import Account, Grant, same_secret
 from app.platforms.errors import ErrorCode, PlatformError, TemporaryError
 from app.redis_client import get_redis
 from workers.broker import MAINTENANCE
@@ -59,7 +59,7 @@ def refresh_access_token(connection_id: int, stale_token: str) -> str | None:
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
             return None
         current = connection.access_token()
-        if current != stale_token:
+        if not same_secret(current, stale_token):
             return current
         return _refresh(connection, current)
 
@@ -70,10 +70,10 @@ def _refresh(connection: PlatformConnection, token: str) -> str | None:
     try:
         fresh = platform.refresh(account, connection.refresh_token())
     except TemporaryError as error:
-        _audit_refresh(connection, ok=False, detail=f"will retry: {_outcome(error)}")
+        _audit_refresh(connection, ok=False, detail=f"will retry: {audit.outcome(error)}")
         raise
     except PlatformError as error:
-        _audit_refresh(connection, ok=False, detail=f"needs reconnecting: {_outcome(error)}")
+        _audit_refresh(connection, ok=False, detail=f"needs reconnecting: {audit.outcome(error)}")
         publish(connections.mark_needs_reauth(connection.id, error.message))
         return None
     if not connections.store_refreshed(connection, fresh):
@@ -140,10 +140,10 @@ def connect_account(attempt_id: int, code: str) -> None:
     try:
         grants = get_platform(attempt.platform).exchange_code(code)
     except TemporaryError as error:
-        _audit_exchange(attempt, ok=False, detail=f"will retry: {_outcome(error)}")
+        _audit_exchange(attempt, ok=False, detail=f"will retry: {audit.outcome(error)}")
         raise Retry(error.message, delay=_retry_delay(error)) from None
     except PlatformError as error:
-        _audit_exchange(attempt, ok=False, detail=_outcome(error))
+        _audit_exchange(attempt, ok=False, detail=audit.outcome(error))
         _finish(attempt.id, ConnectStatus.FAILED, error.message, [])
         return
     accounts = [_connect_one(attempt, grant) for grant in grants]
@@ -204,12 +204,6 @@ def _finish(attempt_id: int, status: str, reason: str, accounts: list[dict]) -> 
 def _retry_delay(error: TemporaryError) -> int | None:
     """Milliseconds the platform asked us to wait; None lets Dramatiq back off exponentially."""
     return None if error.retry_after is None else int(error.retry_after * 1000)
-
-
-def _outcome(error: PlatformError) -> str:
-    """An audit detail for a failure: SNORQ's code and the platform's, never its words."""
-    platform_code = "" if error.platform_code is None else f", platform code {error.platform_code}"
-    return f"{error.code.name} ({int(error.code)}{platform_code})"
 
 
 def _expiry(expires_at: datetime.datetime | None) -> str:

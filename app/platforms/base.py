@@ -20,8 +20,16 @@ import requests
 
 from app.config import PlatformSecrets, Settings, get_settings
 from app.platforms import http
-from app.platforms.calls import retry_after
-from app.platforms.errors import ErrorCode, PermanentError, TemporaryError
+from app.platforms.errors import (
+    REJECTED,
+    THROTTLED,
+    UNAVAILABLE,
+    ErrorCode,
+    Outcome,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
 from app.platforms.events import Event
 
 
@@ -129,10 +137,12 @@ class Platform:
 
     Webhook methods are pure functions of their input; the others call the
     platform's API through :mod:`app.platforms.http` and raise the errors of
-    :mod:`app.platforms.errors`.
+    :mod:`app.platforms.errors`, as :meth:`classify` names them.
     """
 
     name: ClassVar[str]
+    #: The platform's name as staff read it (Facebook connections: "Messenger").
+    title: ClassVar[str]
     #: The longest text the platform accepts in one message.
     max_text_length: ClassVar[int]
     #: The platform's own throughput limit per account: (sends, seconds).
@@ -163,7 +173,43 @@ class Platform:
         """
         raise NotImplementedError
 
+    # -- replies: checked before they are stored and again before they are sent ------
+
+    #: The extras a reply may carry besides its text (a template, quick replies).
+    reply_extras: ClassVar[frozenset[str]] = frozenset()
+
+    def validate_reply(self, text: str, extras: Mapping) -> dict:
+        """The extras of a reply, checked (none, unless the platform has some).
+
+        Raises:
+          PermanentError: a refusal staff can act on (the API answers it as a 400).
+        """
+        self.refuse_extras(extras)
+        self.check_text(text)
+        return {}
+
+    def refuse_extras(self, extras: Mapping) -> None:
+        """Refuse extras the platform does not have (say, quick replies on WhatsApp)."""
+        unknown = sorted(set(extras) - self.reply_extras)
+        if unknown:
+            raise invalid_reply(f"{self.title} replies cannot carry {', '.join(unknown)}.")
+
+    def check_text(self, text: str) -> None:
+        """Refuse an empty reply, or one longer than the platform takes."""
+        if not text.strip():
+            raise invalid_reply("A reply needs some text.")
+        if len(text) > self.max_text_length:
+            raise PermanentError(
+                ErrorCode.MESSAGE_TOO_LONG,
+                f"{self.title} takes at most {self.max_text_length} characters in a "
+                f"message; this one has {len(text)}.",
+            )
+
     # -- messaging --------------------------------------------------------------
+
+    #: Whether the platform has read receipts (:meth:`mark_read`) and a typing indicator.
+    read_receipts: ClassVar[bool] = False
+    typing_indicator: ClassVar[bool] = False
 
     def send(self, account: Account, recipient: Recipient, outbound: Outbound) -> str:
         """Send one message; returns the platform's id for it.
@@ -176,10 +222,67 @@ class Platform:
     def mark_read(self, account: Account, recipient: Recipient, external_id: str) -> None:
         """Tell the platform staff have read up to ``external_id`` (where it supports it)."""
 
-    # -- connections --------------------------------------------------------------
+    def typing(self, account: Account, recipient: Recipient, external_id: str) -> None:
+        """Show the customer that staff are typing (where the platform supports it)."""
 
-    #: The platform's name as staff read it.
-    title: ClassVar[str]
+    # -- errors: what the platform's refusals mean (PLATFORMS.md, section 5) -----------
+
+    #: What the platform's error codes mean, by code or by (code, subcode).
+    error_codes: ClassVar[Mapping[int | tuple[int, int], Outcome]] = {}
+    #: What an HTTP status means when the answer carries no error code at all (5xx:
+    #: unavailable, on every platform).
+    http_statuses: ClassVar[Mapping[int, Outcome]] = {429: THROTTLED}
+
+    @classmethod
+    def classify(
+        cls,
+        code: int | None,
+        text: str,
+        *,
+        subcode: int | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> PlatformError:
+        """The error for one of the platform's refusals, by its code, never by its text.
+
+        A code SNORQ does not know is REJECTED; only an answer with no code at all
+        is classified by its HTTP status.
+
+        Parameters:
+          code: The platform's error code; None when its answer had none (an HTML page).
+          text: The platform's words for it, kept in the message staff read.
+          subcode: A finer code (Graph's ``error_subcode``).
+          http_status: The answer's HTTP status.
+          retry_after: Seconds the platform asked to wait, kept on a TemporaryError.
+        """
+        if code is None:
+            message = f"{cls.title} answered HTTP {http_status}."
+            outcome = cls.http_statuses.get(http_status) or _by_status(http_status)
+        else:
+            message = f"{cls.title} error {code}: {text}"
+            outcome = cls.outcome(code, subcode) or REJECTED
+        return outcome.error(message, platform_code=code, retry_after=retry_after)
+
+    @classmethod
+    def outcome(cls, code: int, subcode: int | None) -> Outcome | None:
+        """What one of the platform's codes means; None for a code SNORQ does not know."""
+        return cls.error_codes.get((code, subcode)) or cls.error_codes.get(code)
+
+    def unconfirmed(self) -> TemporaryError:
+        """A send's 2xx answer that names no message: it may have gone, so it is not repeated."""
+        return TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE,
+            f"{self.title} accepted the request but did not say which message it sent.",
+            maybe_delivered=True,
+        )
+
+    def unreadable(self) -> TemporaryError:
+        """Any other call's 2xx answer SNORQ cannot read: nothing was sent, so try again."""
+        return TemporaryError(
+            ErrorCode.PLATFORM_UNAVAILABLE, f"{self.title} gave an answer SNORQ cannot read."
+        )
+
+    # -- connections --------------------------------------------------------------
 
     @property
     def credentials(self) -> PlatformSecrets:
@@ -246,25 +349,21 @@ class Platform:
         rule = self.media_rules.get(kind)
         if rule is None:
             kinds = ", ".join(sorted(self.media_rules)) or "none"
-            raise PermanentError(
-                ErrorCode.REJECTED,
-                f"{self.title} replies cannot carry a {kind} file (they take: {kinds}).",
+            raise invalid_reply(
+                f"{self.title} replies cannot carry a {kind} file (they take: {kinds})."
             )
         if rule.types is not None and mime_type not in rule.types:
-            raise PermanentError(
-                ErrorCode.REJECTED,
-                f"{self.title} takes a {kind} as {', '.join(sorted(rule.types))}, not {mime_type}.",
+            raise invalid_reply(
+                f"{self.title} takes a {kind} as {', '.join(sorted(rule.types))}, not {mime_type}."
             )
         if size > rule.max_bytes:
-            raise PermanentError(
-                ErrorCode.REJECTED,
+            raise invalid_reply(
                 f"{self.title} takes a {kind} of at most {_megabytes(rule.max_bytes)}; "
-                f"this one is {_megabytes(size)}.",
+                f"this one is {_megabytes(size)}."
             )
         if caption.strip() and kind not in self.caption_kinds:
-            raise PermanentError(
-                ErrorCode.REJECTED,
-                f"{self.title} sends a {kind} without text: send the text as a reply of its own.",
+            raise invalid_reply(
+                f"{self.title} sends a {kind} without text: send the text as a reply of its own."
             )
 
     def open_media(self, account: Account, source: MediaSource) -> requests.Response:
@@ -306,6 +405,21 @@ class Platform:
         return Profile()
 
 
+def invalid_reply(message: str) -> PermanentError:
+    """A reply the platform would not take; ``message`` says what to change."""
+    return PermanentError(ErrorCode.REJECTED, message)
+
+
+def error_code(value: object) -> int | None:
+    """A platform's error code as its JSON carries it: an integer, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _by_status(http_status: int | None) -> Outcome:
+    """An answer without an error code: a 5xx is worth trying again; anything else is not."""
+    return UNAVAILABLE if http_status is not None and http_status >= 500 else REJECTED
+
+
 def _media_answer(response: requests.Response, title: str) -> requests.Response:
     """``response`` if it carries the file; else the error its status calls for."""
     if response.ok:
@@ -316,7 +430,7 @@ def _media_answer(response: requests.Response, title: str) -> requests.Response:
         raise TemporaryError(
             ErrorCode.PLATFORM_UNAVAILABLE,
             f"{title} could not hand over the file (HTTP {status}).",
-            retry_after=retry_after(response),
+            retry_after=http.retry_after(response),
         )
     raise PermanentError(ErrorCode.REJECTED, f"{title} no longer has this file (HTTP {status}).")
 

@@ -1,12 +1,16 @@
-"""The one error hierarchy for platform calls, and SNORQ's error codes.
+"""The one error hierarchy for platform calls, SNORQ's error codes, and what they mean.
 
 Every failure an adapter reports is one of three kinds, and that kind alone
 decides what happens next: try again later, get a new token, or give up. The
 code (the seed's 2001 to 2007, plus SNORQ's own) is what staff and scripts see.
+Each adapter maps the platform's own error codes to an :class:`Outcome` in a
+table (``Platform.error_codes``); ``Platform.classify`` is the one place that
+reads those tables.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -77,3 +81,41 @@ class PermanentError(PlatformError):
 
 class ParseError(ValueError):
     """A signed webhook body that is not a payload the platform documents."""
+
+
+# -- what a platform's error codes mean ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What SNORQ makes of one of a platform's error codes: which kind of error, which code."""
+
+    kind: type[PlatformError]
+    code: ErrorCode
+
+    def error(
+        self, message: str, *, platform_code: int | None, retry_after: float | None
+    ) -> PlatformError:
+        """The error itself; only a TemporaryError keeps the wait the platform asked for."""
+        if issubclass(self.kind, TemporaryError):
+            return self.kind(
+                self.code, message, platform_code=platform_code, retry_after=retry_after
+            )
+        return self.kind(self.code, message, platform_code=platform_code)
+
+
+#: Throttled: wait (at least as long as Retry-After asks) and try again.
+THROTTLED = Outcome(TemporaryError, ErrorCode.RATE_LIMITED)
+#: The platform's side failed: try again.
+UNAVAILABLE = Outcome(TemporaryError, ErrorCode.PLATFORM_UNAVAILABLE)
+#: The token is expired or invalid: refresh it once, else a person must reconnect.
+TOKEN_REFUSED = Outcome(AuthError, ErrorCode.TOKEN_EXPIRED)
+#: The app lacks a permission on the account: reconnecting grants it.
+NO_PERMISSION = Outcome(AuthError, ErrorCode.PERMISSION_DENIED)
+#: Refused for a reason retrying cannot change; the platform's words say which.
+REJECTED = Outcome(PermanentError, ErrorCode.REJECTED)
+
+
+def refused(code: ErrorCode) -> Outcome:
+    """Refused for good, for the reason SNORQ's ``code`` names (say, OUTSIDE_WINDOW)."""
+    return Outcome(PermanentError, code)

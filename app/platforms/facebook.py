@@ -1,5 +1,7 @@
 """Facebook Messenger (Send API on a Page): webhooks, sends, quick replies, typing.
 
+The platform is named ``facebook`` in URLs, the database and the CLI (a connection is a
+Facebook Page); staff read it as "Messenger", as the inbox shows it.
 Protocol facts: ../shared/PLATFORMS.md, section 3.
 """
 
@@ -21,18 +23,18 @@ from app.platforms.base import (
     Profile,
     Recipient,
     TokenSet,
+    invalid_reply,
     parse_snorq_reference,
     snorq_reference,
     uploading,
 )
-from app.platforms.calls import unconfirmed
 from app.platforms.errors import (
-    AuthError,
+    THROTTLED,
+    UNAVAILABLE,
     ErrorCode,
+    Outcome,
     ParseError,
-    PermanentError,
-    PlatformError,
-    TemporaryError,
+    refused,
 )
 from app.platforms.events import (
     ContactRef,
@@ -43,13 +45,12 @@ from app.platforms.events import (
     WatermarkEvent,
 )
 from app.platforms.meta import MetaPlatform
-from app.platforms.meta_send import Refusal, post_messages
 from app.platforms.parsing import Fields, labelled, load_object, location_preview, reaction_preview
-from app.platforms.replies import check_text, refusal, refuse_extras
 
 
 class Facebook(MetaPlatform):
     name: ClassVar[str] = "facebook"
+    title: ClassVar[str] = "Messenger"
     max_text_length: ClassVar[int] = 2000
     burst_limit: ClassVar[tuple[int, int]] = (300, 1)
 
@@ -60,7 +61,6 @@ class Facebook(MetaPlatform):
 
     # -- connections (PLATFORMS.md, section 3 "Tokens"; defect (e) of the seed) ------
 
-    title: ClassVar[str] = "Facebook"
     #: Listing the user's Pages, messaging as them, subscribing to their webhooks.
     scope: ClassVar[tuple[str, ...]] = (
         "pages_show_list",
@@ -107,11 +107,11 @@ class Facebook(MetaPlatform):
     max_quick_replies: ClassVar[int] = 13
     max_quick_reply_title: ClassVar[int] = 20
     max_quick_reply_payload: ClassVar[int] = 1000
+    reply_extras: ClassVar[frozenset[str]] = frozenset({"quick_replies"})
 
     def validate_reply(self, text: str, extras: Mapping) -> dict:
         """The extras of a reply, checked: quick replies (``[{title, payload}]``) or none."""
-        refuse_extras(self, extras, {"quick_replies"})
-        check_text(self, text)
+        super().validate_reply(text, extras)
         if "quick_replies" not in extras:
             return {}
         return {"quick_replies": self._checked_quick_replies(extras["quick_replies"])}
@@ -129,9 +129,9 @@ class Facebook(MetaPlatform):
                 for q in outbound.quick_replies
             ]
         body = {"recipient": {"id": recipient.external_id}, **_messaging_type(outbound)}
-        answer = post_messages(self, account, {**body, "message": message}, _classify)
+        answer = self.post_messages(account, {**body, "message": message}, sends=True)
         if not answer.get("message_id"):
-            raise unconfirmed(self.title)
+            raise self.unconfirmed()
         return answer["message_id"]
 
     def mark_read(self, account: Account, recipient: Recipient, external_id: str) -> None:
@@ -143,13 +143,13 @@ class Facebook(MetaPlatform):
     def _sender_action(self, account: Account, recipient: Recipient, action: str) -> None:
         """A sender action goes alone: with ``recipient`` and never with a ``message``."""
         body = {"recipient": {"id": recipient.external_id}, "sender_action": action}
-        post_messages(self, account, body, _classify)
+        self.post_messages(account, body)
 
     def _checked_quick_replies(self, items: object) -> list[dict]:
         if not isinstance(items, list) or not items:
-            raise refusal("quick_replies must be a list of {title, payload} objects.")
+            raise invalid_reply("quick_replies must be a list of {title, payload} objects.")
         if len(items) > self.max_quick_replies:
-            raise refusal(
+            raise invalid_reply(
                 f"{self.title} takes at most {self.max_quick_replies} quick replies; "
                 f"this reply has {len(items)}."
             )
@@ -157,21 +157,34 @@ class Facebook(MetaPlatform):
 
     def _checked_quick_reply(self, number: int, item: object) -> dict:
         if not isinstance(item, Mapping):
-            raise refusal(f"Quick reply {number} must be an object with a title and a payload.")
+            raise invalid_reply(
+                f"Quick reply {number} must be an object with a title and a payload."
+            )
         title, payload = item.get("title"), item.get("payload", item.get("title"))
         if not isinstance(title, str) or not title.strip():
-            raise refusal(f"Quick reply {number} needs a title.")
+            raise invalid_reply(f"Quick reply {number} needs a title.")
         if len(title) > self.max_quick_reply_title:
-            raise refusal(
+            raise invalid_reply(
                 f"Quick reply {number}: {self.title} takes titles of at most "
                 f"{self.max_quick_reply_title} characters; {title!r} has {len(title)}."
             )
         if not isinstance(payload, str) or not 0 < len(payload) <= self.max_quick_reply_payload:
-            raise refusal(
+            raise invalid_reply(
                 f"Quick reply {number}: the payload must be text of 1 to "
                 f"{self.max_quick_reply_payload} characters."
             )
         return {"title": title, "payload": payload}
+
+    # -- errors (PLATFORMS.md, section 3 "Error codes"); Graph's own codes
+    # (meta.GRAPH_ERRORS) apply as well ------------------------------------------------
+
+    error_codes: ClassVar[Mapping[int | tuple[int, int], Outcome]] = {
+        80006: THROTTLED,  # too many Messenger calls to this Page
+        1200: UNAVAILABLE,  # a temporary send failure
+        (10, 2018278): refused(ErrorCode.OUTSIDE_WINDOW),  # outside the allowed window
+        (100, 2018001): refused(ErrorCode.INVALID_RECIPIENT),  # no matching user
+        551: refused(ErrorCode.RECIPIENT_BLOCKED),  # this person isn't available right now
+    }
 
     # -- media and profiles (PLATFORMS.md, section 3: attachments up to 25 MB, the
     # Attachment Upload API, the User Profile API) ---------------------------------
@@ -202,7 +215,7 @@ class Facebook(MetaPlatform):
                 files={"filedata": (media.filename, media.data, media.mime_type)},
             )
         if not answer.get("attachment_id"):
-            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "Messenger named no attachment.")
+            raise self.unreadable()
         return str(answer["attachment_id"])
 
     def _attachment(self, account: Account, outbound: Outbound) -> dict:
@@ -231,7 +244,7 @@ class Facebook(MetaPlatform):
 _ATTACHMENT_TYPES = {"image": "image", "video": "video", "audio": "audio", "document": "file"}
 
 
-# -- sending: the messaging type and error classification ------------------------------
+# -- sending ---------------------------------------------------------------------------
 
 
 def _messaging_type(outbound: Outbound) -> dict:
@@ -239,45 +252,6 @@ def _messaging_type(outbound: Outbound) -> dict:
     if outbound.human_agent:
         return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
     return {"messaging_type": "RESPONSE"}
-
-
-#: Throttled: wait and try again (80006: too many Messenger calls to this Page).
-_THROTTLED = {4, 17, 32, 613, 80006}
-#: Meta's side failed: try again.
-_UNAVAILABLE = {1, 2, 1200}
-#: The token is expired or invalid.
-_EXPIRED = {0, 102, 190}
-#: Refused for good, by (code, subcode); a subcode of None matches any.
-_PERMANENT = {
-    (10, 2018278): ErrorCode.OUTSIDE_WINDOW,
-    (100, 2018001): ErrorCode.INVALID_RECIPIENT,
-    (551, None): ErrorCode.RECIPIENT_BLOCKED,
-}
-
-
-def classify_error(
-    code: int | None, subcode: int | None, title: str, *, http_status: int | None = None
-) -> PlatformError:
-    """The error for a Send API refusal, by its code and subcode (never by its text)."""
-    message = f"Messenger error {code}: {title}" if code is not None else title
-    permanent = _PERMANENT.get((code, subcode)) or _PERMANENT.get((code, None))
-    if permanent is not None:
-        return PermanentError(permanent, message, platform_code=code)
-    if code in _THROTTLED or (code is None and http_status == 429):
-        return TemporaryError(ErrorCode.RATE_LIMITED, message, platform_code=code)
-    if code in _UNAVAILABLE or (code is None and (http_status or 0) >= 500):
-        return TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, message, platform_code=code)
-    if code in _EXPIRED:
-        return AuthError(ErrorCode.TOKEN_EXPIRED, message, platform_code=code)
-    if code is not None and (code in {3, 10} or 200 <= code <= 299):
-        return AuthError(ErrorCode.PERMISSION_DENIED, message, platform_code=code)
-    return PermanentError(ErrorCode.REJECTED, message, platform_code=code)
-
-
-def _classify(answer: Refusal) -> PlatformError:
-    return classify_error(
-        answer.code, answer.subcode, answer.message, http_status=answer.http_status
-    )
 
 
 # -- webhooks (PLATFORMS.md, section 3, "Webhook" and "Event types") ----------------------

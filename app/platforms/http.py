@@ -1,4 +1,4 @@
-"""The one HTTP client setup for calls to the platforms.
+"""The one HTTP client setup for calls to the platforms, and the reading of their answers.
 
 Network failures become :class:`TemporaryError` with a message that names only
 the host (a URL's query can hold a secret). A failure after the request may
@@ -8,6 +8,8 @@ send is never blindly repeated into a duplicate.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import threading
 from urllib.parse import urlsplit
 
@@ -70,3 +72,28 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     cause = error.args[0] if error.args else None
     reason = getattr(cause, "reason", cause)
     return isinstance(reason, NewConnectionError | ConnectionRefusedError)
+
+
+def json_object(response: requests.Response) -> dict | None:
+    """The answer's JSON object; None when it has none (an HTML error page, say)."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds the ``Retry-After`` header asks to wait (delta seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        at = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.UTC)
+    return max(0.0, (at - datetime.datetime.now(datetime.UTC)).total_seconds())

@@ -11,8 +11,6 @@ import json
 from collections.abc import Mapping
 from typing import ClassVar
 
-import requests
-
 from app.models import ContentType, Direction, MessageStatus
 from app.platforms import http
 from app.platforms.base import (
@@ -27,17 +25,22 @@ from app.platforms.base import (
     Profile,
     Recipient,
     TokenSet,
+    error_code,
     hmac_sha256_hex,
     same_secret,
     uploading,
 )
-from app.platforms.calls import answer_json, unconfirmed, with_retry_after
 from app.platforms.errors import (
+    NO_PERMISSION,
+    THROTTLED,
+    TOKEN_REFUSED,
+    UNAVAILABLE,
     AuthError,
     ErrorCode,
+    Outcome,
     PermanentError,
     PlatformError,
-    TemporaryError,
+    refused,
 )
 from app.platforms.events import (
     AuthorizationRevoked,
@@ -48,7 +51,6 @@ from app.platforms.events import (
     WatermarkEvent,
 )
 from app.platforms.parsing import Fields, clip, labelled, load_object
-from app.platforms.replies import check_text, refuse_extras
 
 SIGNATURE_HEADER = "TikTok-Signature"
 
@@ -64,8 +66,13 @@ def parse_signature_header(value: str) -> tuple[int, str] | None:
 
 class TikTok(Platform):
     name: ClassVar[str] = "tiktok"
+    title: ClassVar[str] = "TikTok"
+    #: The limit TikTok Business Messaging partners document (infobip.com/docs/tiktok/
+    #: message-types: "up to 6000 characters").
     max_text_length: ClassVar[int] = 6000
     burst_limit: ClassVar[tuple[int, int]] = (600, 60)
+
+    # -- webhooks -----------------------------------------------------------------
 
     def verify_signature(self, body: bytes, headers: Mapping[str, str], now: float) -> bool:
         secret = self.webhook_secret()
@@ -78,25 +85,11 @@ class TikTok(Platform):
         expected = hmac_sha256_hex(secret, str(timestamp).encode() + b"." + body)
         return same_secret(expected, received)
 
-    # -- webhooks -----------------------------------------------------------------
-
     def parse(self, body: bytes) -> list[Event]:
         return parse_webhook(body)
 
-    # -- sending (PLATFORMS.md, section 4B "Send"; Chatwoot's app/services/tiktok/client.rb) --
-
-    read_receipts: ClassVar[bool] = False
-    typing_indicator: ClassVar[bool] = False
-
-    def validate_reply(self, text: str, extras: Mapping) -> dict:
-        """A TikTok reply is text: 6000 characters at most (``max_text_length``).
-
-        The limit is the one TikTok Business Messaging partners document
-        (infobip.com/docs/tiktok/message-types: "up to 6000 characters").
-        """
-        refuse_extras(self, extras, ())
-        check_text(self, text)
-        return {}
+    # -- sending (PLATFORMS.md, section 4B "Send"; Chatwoot's app/services/tiktok/client.rb);
+    # a reply is text or an image, with no extras, no read receipts and no typing -----
 
     def send(self, account: Account, recipient: Recipient, outbound: Outbound) -> str:
         if not recipient.thread_id:
@@ -111,27 +104,71 @@ class TikTok(Platform):
             "recipient": recipient.thread_id,
             **(self._image(account, outbound) if outbound.media else _text(outbound)),
         }
-        data = self._messaging_call(account, "business/message/send/", body)
+        data = self.business_api(
+            "POST", "business/message/send/", account.access_token, json=body, sends=True
+        )
         message = data.get("message")
         if not isinstance(message, dict) or not message.get("message_id"):
-            raise unconfirmed(self.title)
+            raise self.unconfirmed()
         return str(message["message_id"])
 
-    def _messaging_call(self, account: Account, path: str, body: dict) -> dict:
-        """POST to the Business Messaging API; ``data`` of an answer whose ``code`` is 0."""
+    # -- the Business API (PLATFORMS.md, section 4B "Calls") ----------------------------
+
+    def business_api(
+        self, method: str, path: str, token: str | None = None, *, sends: bool = False, **kwargs
+    ) -> dict:
+        """One Business API call (``token`` goes in ``Access-Token``); the ``data`` it answered.
+
+        TikTok says in ``code``, not in the HTTP status, whether a call failed.
+
+        Parameters:
+          sends: The call may deliver a message, so an answer SNORQ cannot read
+            may mean it went (``maybe_delivered``).
+
+        Raises:
+          PlatformError: TikTok's refusal, classified by its code (or, with none, by
+            the HTTP status); a TemporaryError for a 2xx answer without a code.
+        """
+        headers = {"Access-Token": token} if token else {}
         url = f"{self.settings.tiktok_api_url}/{path}"
-        headers = {"Access-Token": account.access_token}
-        response = http.request("POST", url, json=body, headers=headers)
-        envelope = answer_json(response)
-        code = envelope.get("code")
+        response = http.request(method, url, headers=headers, **kwargs)
+        envelope = http.json_object(response) or {}
+        code = error_code(envelope.get("code"))
         if response.ok and code == 0:
             data = envelope.get("data")
             return data if isinstance(data, dict) else {}
         if response.ok and code is None:
-            raise unconfirmed(self.title)
-        title = str(envelope.get("message", ""))
-        error = classify_error(code, title, http_status=response.status_code)
-        raise with_retry_after(error, response)
+            raise self.unconfirmed() if sends else self.unreadable()
+        raise self.classify(
+            code or None,  # a 0 on a failed HTTP answer names no error: the status decides
+            str(envelope.get("message", "")),
+            http_status=response.status_code,
+            retry_after=http.retry_after(response),
+        )
+
+    # -- errors (PLATFORMS.md, section 4B "Limits"; SleekFlow's list of TikTok Business
+    # Messaging errors: help.sleekflow.io, "Troubleshooting your TikTok Business
+    # Messaging channels") -------------------------------------------------------------
+
+    error_codes: ClassVar[Mapping[int, Outcome]] = {
+        40100: THROTTLED,  # too many requests to this endpoint
+        40104: TOKEN_REFUSED,  # an expired token [3p: named so for refresh tokens]
+        40105: TOKEN_REFUSED,  # the access token is missing, wrong or revoked
+        40001: NO_PERMISSION,  # the app lacks a permission on this account
+        # TikTok's own per-account messaging limits (conversations per day, messages
+        # per 48 h window): retrying in seconds cannot help.
+        40064: refused(ErrorCode.RATE_LIMITED),
+        40908: refused(ErrorCode.MEDIA_UPLOAD_FAILED),  # unsupported file type
+    }
+    #: Without an envelope, a 401 is the gateway refusing the token.
+    http_statuses: ClassVar[Mapping[int, Outcome]] = {429: THROTTLED, 401: TOKEN_REFUSED}
+
+    @classmethod
+    def outcome(cls, code: int, subcode: int | None) -> Outcome | None:
+        """The table's meaning of a code; any 5xxxx code is TikTok's side failing."""
+        if 50000 <= code < 60000:
+            return UNAVAILABLE
+        return super().outcome(code, subcode)
 
     # -- media and profiles (PLATFORMS.md, section 4B "Media"; Chatwoot's
     # app/services/tiktok/client.rb) -------------------------------------------------
@@ -153,24 +190,24 @@ class TikTok(Platform):
             "media_id": source.media_id,
             "media_type": "VIDEO" if source.kind == "video" else "IMAGE",
         }
-        data = self._business_call(account, "POST", "business/message/media/download/", json=body)
-        url = data.get("download_url")
+        path = "business/message/media/download/"
+        url = self.business_api("POST", path, account.access_token, json=body).get("download_url")
         if not isinstance(url, str) or not url:
-            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "TikTok gave no download link.")
+            raise self.unreadable()
         return url
 
     def upload_media(self, account: Account, media: OutboundMedia) -> str:
         """``business/message/media/upload/`` (multipart): the media id of the image."""
         with uploading(self.title):
-            data = self._business_call(
-                account,
+            data = self.business_api(
                 "POST",
                 "business/message/media/upload/",
+                account.access_token,
                 data={"business_id": account.account_id, "media_type": "IMAGE"},
                 files={"file": (media.filename, media.data, media.mime_type)},
             )
         if not data.get("media_id"):
-            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "TikTok named no media id.")
+            raise self.unreadable()
         return str(data["media_id"])
 
     def _image(self, account: Account, outbound: Outbound) -> dict:
@@ -189,10 +226,10 @@ class TikTok(Platform):
         """
         if not recipient.thread_id:
             return Profile()
-        data = self._business_call(
-            account,
+        data = self.business_api(
             "GET",
             "business/message/content/list/",
+            account.access_token,
             params={"business_id": account.account_id, "conversation_id": recipient.thread_id},
         )
         for person in data.get("participants") or ():
@@ -204,15 +241,8 @@ class TikTok(Platform):
                 )
         return Profile()
 
-    def _business_call(self, account: Account, method: str, path: str, **kwargs) -> dict:
-        """A Business API call with the account's token; the ``data`` of its answer."""
-        url = f"{self.settings.tiktok_api_url}/{path}"
-        headers = {"Access-Token": account.access_token}
-        return business_data(http.request(method, url, headers=headers, **kwargs))
-
     # -- connections (PLATFORMS.md, section 4B "Auth") --------------------------------
 
-    title: ClassVar[str] = "TikTok"
     #: Reading the business account's profile, and reading, sending and managing its DMs.
     scope: ClassVar[tuple[str, ...]] = (
         "user.info.basic",
@@ -255,22 +285,15 @@ class TikTok(Platform):
         return _token_set(self._token_call("tt_user/oauth2/refresh_token/", fields))
 
     def _token_call(self, path: str, fields: Mapping[str, str]) -> dict:
+        """A token endpoint, asked with the app's secret in a JSON body."""
         app = {"client_id": self.credentials.app_id, "client_secret": self.credentials.app_secret}
-        url = f"{self.settings.tiktok_api_url}/{path}"
-        return business_data(http.request("POST", url, json={**app, **fields}))
+        return self.business_api("POST", path, json={**app, **fields})
 
     def _display_name(self, business_id: str, token: str) -> str:
         """The account's name as TikTok shows it; the grant does not depend on it."""
-        fields = json.dumps(["username", "display_name"])
+        params = {"business_id": business_id, "fields": json.dumps(["username", "display_name"])}
         try:
-            data = business_data(
-                http.request(
-                    "GET",
-                    f"{self.settings.tiktok_api_url}/business/get/",
-                    params={"business_id": business_id, "fields": fields},
-                    headers={"Access-Token": token},
-                )
-            )
+            data = self.business_api("GET", "business/get/", token, params=params)
         except PlatformError:
             return ""
         return data.get("display_name") or data.get("username") or ""
@@ -287,62 +310,6 @@ def _token_set(data: Mapping) -> TokenSet:
         expires_in=data.get("expires_in"),
         refresh_expires_in=data.get("refresh_token_expires_in"),
     )
-
-
-#: Business API codes worth trying again: too many requests; TikTok's side failed (5xxxx).
-_THROTTLED = 40100
-_SERVER_ERRORS = range(50000, 60000)
-
-
-def business_data(response: requests.Response) -> dict:
-    """The ``data`` of a Business API answer, which says in ``code`` (not HTTP) if it failed.
-
-    Raises:
-      PlatformError: the refusal, classified by :func:`classify_error`.
-    """
-    envelope = answer_json(response)
-    code = envelope.get("code")
-    if response.ok and code == 0:
-        data = envelope.get("data")
-        return data if isinstance(data, dict) else {}
-    if response.ok and code is None:
-        raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "TikTok's answer had no code.")
-    error = classify_error(code, str(envelope.get("message", "")), http_status=response.status_code)
-    raise with_retry_after(error, response)
-
-
-# -- sending: error classification (SleekFlow's and Qiscus's TikTok Business Messaging
-# error lists; PLATFORMS.md section 4B "Limits") --------------------------------------
-
-#: The access token is missing, wrong or revoked.
-_TOKEN_REFUSED = {40104, 40105}
-#: The app lacks a permission on this account.
-_NO_PERMISSION = 40001
-#: Refused for good, by SNORQ code. 40064 is TikTok's own per-account messaging limit
-#: (conversations per day, messages per 48 h window): retrying in seconds cannot help.
-_SEND_REFUSED = {
-    40064: ErrorCode.RATE_LIMITED,
-    40908: ErrorCode.MEDIA_UPLOAD_FAILED,
-}
-
-
-def classify_error(
-    code: int | None, title: str, *, http_status: int | None = None
-) -> PlatformError:
-    """The error for a Business Messaging refusal, by its ``code`` (never by its text)."""
-    message = f"TikTok error {code}: {title}"
-    if code is None:
-        message = f"TikTok answered HTTP {http_status}."
-    if code == _THROTTLED or http_status == 429:
-        return TemporaryError(ErrorCode.RATE_LIMITED, message, platform_code=code)
-    if code in _SERVER_ERRORS or (http_status or 0) >= 500:
-        return TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, message, platform_code=code)
-    if code in _TOKEN_REFUSED or http_status == 401:
-        return AuthError(ErrorCode.TOKEN_EXPIRED, message, platform_code=code)
-    if code == _NO_PERMISSION:
-        return AuthError(ErrorCode.PERMISSION_DENIED, message, platform_code=code)
-    refused = _SEND_REFUSED.get(code, ErrorCode.REJECTED)
-    return PermanentError(refused, message, platform_code=code)
 
 
 # -- webhooks (PLATFORMS.md, section 4B, "Webhook events"; section 4A for authorization) --

@@ -22,18 +22,18 @@ from app.platforms.base import (
     OutboundMedia,
     Recipient,
     TokenSet,
+    invalid_reply,
     parse_snorq_reference,
     snorq_reference,
     uploading,
 )
-from app.platforms.calls import answer_json, unconfirmed, with_retry_after
 from app.platforms.errors import (
-    AuthError,
+    THROTTLED,
+    UNAVAILABLE,
     ErrorCode,
+    Outcome,
     ParseError,
-    PermanentError,
-    PlatformError,
-    TemporaryError,
+    refused,
 )
 from app.platforms.events import (
     ContactRef,
@@ -43,8 +43,7 @@ from app.platforms.events import (
     PlatformNotice,
     StatusEvent,
 )
-from app.platforms.meta import MetaPlatform, graph_error
-from app.platforms.meta_send import Refusal, post_messages
+from app.platforms.meta import MetaPlatform
 from app.platforms.parsing import (
     Fields,
     clip,
@@ -53,13 +52,13 @@ from app.platforms.parsing import (
     location_preview,
     reaction_preview,
 )
-from app.platforms.replies import check_text, refusal, refuse_extras
 
 _OOXML = "application/vnd.openxmlformats-officedocument."
 
 
 class WhatsApp(MetaPlatform):
     name: ClassVar[str] = "whatsapp"
+    title: ClassVar[str] = "WhatsApp"
     max_text_length: ClassVar[int] = 4096
     burst_limit: ClassVar[tuple[int, int]] = (80, 1)
 
@@ -70,8 +69,6 @@ class WhatsApp(MetaPlatform):
 
     # -- connections (Embedded Signup: business linking with WHATSAPP_CONFIG_ID) ------
     # https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/onboarding-customers-as-a-tech-provider
-
-    title: ClassVar[str] = "WhatsApp"
 
     def can_connect(self) -> bool:
         return super().can_connect() and bool(self.settings.whatsapp_config_id)
@@ -125,25 +122,33 @@ class WhatsApp(MetaPlatform):
             data={"batch": batch, "include_headers": "false"},
         )
         if not response.ok:
-            error = graph_error(response.status_code, answer_json(response))
-            raise with_retry_after(error, response)
-        answer = response.json()[0]
-        body = json.loads(answer["body"])
-        if answer["code"] != 200:
-            raise graph_error(answer["code"], body)
+            answer = http.json_object(response) or {}
+            raise self.graph_error(answer, response.status_code, http.retry_after(response))
+        try:
+            (answer,) = response.json()
+            status, body = answer["code"], json.loads(answer["body"])
+        except (ValueError, TypeError, KeyError):
+            raise self.unreadable() from None
+        if not isinstance(body, dict):
+            raise self.unreadable()
+        if status != 200:
+            raise self.graph_error(body, status)
         return body
 
     # -- sending (PLATFORMS.md, section 2, "Send a message", "Template", "Mark as read") --
 
     read_receipts: ClassVar[bool] = True
     typing_indicator: ClassVar[bool] = True
+    reply_extras: ClassVar[frozenset[str]] = frozenset({"template"})
 
     def validate_reply(self, text: str, extras: Mapping) -> dict:
-        """The extras of a reply, checked: a template (name, language, components) or none."""
-        refuse_extras(self, extras, {"template"})
+        """The extras of a reply, checked: a template (name, language, components) or none.
+
+        A template reply needs no text: the template is the message.
+        """
         if "template" not in extras:
-            check_text(self, text)
-            return {}
+            return super().validate_reply(text, extras)
+        self.refuse_extras(extras)
         return {"template": _checked_template(extras["template"])}
 
     def send(self, account: Account, recipient: Recipient, outbound: Outbound) -> str:
@@ -156,19 +161,37 @@ class WhatsApp(MetaPlatform):
             "biz_opaque_callback_data": snorq_reference(outbound.snorq_message_id),
             **(self._media_content(account, outbound) if outbound.media else _content(outbound)),
         }
-        answer = post_messages(self, account, body, _classify)
-        sent = answer.get("messages")
-        if not isinstance(sent, list) or not sent or not sent[0].get("id"):
-            raise unconfirmed(self.title)
-        return sent[0]["id"]
+        sent = self.post_messages(account, body, sends=True).get("messages")
+        first = sent[0] if isinstance(sent, list) and sent else None
+        if not isinstance(first, dict) or not first.get("id"):
+            raise self.unconfirmed()
+        return first["id"]
 
     def mark_read(self, account: Account, recipient: Recipient, external_id: str) -> None:
-        post_messages(self, account, _read_receipt(external_id), _classify)
+        self.post_messages(account, _read_receipt(external_id))
 
     def typing(self, account: Account, recipient: Recipient, external_id: str) -> None:
         """Show "typing…"; WhatsApp ties it to reading the customer's latest message."""
         body = {**_read_receipt(external_id), "typing_indicator": {"type": "text"}}
-        post_messages(self, account, body, _classify)
+        self.post_messages(account, body)
+
+    # -- errors (PLATFORMS.md, section 2 "Error codes and HTTP status", section 5 "Error
+    # classification"); Graph's own codes (meta.GRAPH_ERRORS) apply as well ----------
+
+    error_codes: ClassVar[Mapping[int, Outcome]] = {
+        80007: THROTTLED,  # the WhatsApp Business Account's rate limit
+        130429: THROTTLED,  # the number's throughput (80 messages a second by default)
+        131056: THROTTLED,  # too many messages to the same customer
+        131000: UNAVAILABLE,  # something went wrong
+        131016: UNAVAILABLE,  # service unavailable
+        131057: UNAVAILABLE,  # the number is in maintenance mode (throughput upgrade)
+        131047: refused(ErrorCode.OUTSIDE_WINDOW),  # 24 h passed: only a template now
+        131021: refused(ErrorCode.INVALID_RECIPIENT),  # the recipient is the sender
+        131026: refused(ErrorCode.INVALID_RECIPIENT),  # undeliverable
+        131030: refused(ErrorCode.INVALID_RECIPIENT),  # not in the test number's allowed list
+        131052: refused(ErrorCode.MEDIA_UPLOAD_FAILED),  # the customer's file could not be fetched
+        131053: refused(ErrorCode.MEDIA_UPLOAD_FAILED),  # our file could not be uploaded
+    }
 
     # -- media (PLATFORMS.md, section 2 "Media"; limits from Meta's "Supported media
     # types": https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media) --
@@ -202,7 +225,7 @@ class WhatsApp(MetaPlatform):
         """``GET /{media-id}``: a link valid for five minutes."""
         url = self.graph("GET", str(source.media_id), account.access_token).get("url")
         if not isinstance(url, str) or not url:
-            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "WhatsApp gave no download link.")
+            raise self.unreadable()
         return url
 
     def media_headers(self, account: Account) -> dict[str, str]:
@@ -220,7 +243,7 @@ class WhatsApp(MetaPlatform):
                 files={"file": (media.filename, media.data, media.mime_type)},
             )
         if not answer.get("id"):
-            raise TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, "WhatsApp named no media id.")
+            raise self.unreadable()
         return str(answer["id"])
 
     def _media_content(self, account: Account, outbound: Outbound) -> dict:
@@ -273,60 +296,16 @@ def _read_receipt(external_id: str) -> dict:
 def _checked_template(template: object) -> dict:
     """A template as the API takes it: ``{"name", "language": "en_US", "components": [...]}``."""
     if not isinstance(template, Mapping):
-        raise refusal("template must be an object with name, language and components.")
+        raise invalid_reply("template must be an object with name, language and components.")
     name, language = template.get("name"), template.get("language")
     components = template.get("components", [])
     if not isinstance(name, str) or not name.strip():
-        raise refusal("template.name must be the name of an approved template.")
+        raise invalid_reply("template.name must be the name of an approved template.")
     if not isinstance(language, str) or not language.strip():
-        raise refusal('template.language must be a language code such as "en_US".')
+        raise invalid_reply('template.language must be a language code such as "en_US".')
     if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
-        raise refusal("template.components must be a list of objects.")
+        raise invalid_reply("template.components must be a list of objects.")
     return {"name": name.strip(), "language": language.strip(), "components": components}
-
-
-def _classify(answer: Refusal) -> PlatformError:
-    return classify_error(answer.code, answer.message, http_status=answer.http_status)
-
-
-# -- errors (PLATFORMS.md, "Error codes and HTTP status" and "Error classification") --
-
-#: Throttling: wait and try again.
-_THROTTLED = {4, 80007, 130429, 131056}
-#: Meta's side failed: try again.
-_UNAVAILABLE = {1, 2, 131000, 131016, 131057}
-#: The token is expired or invalid.
-_EXPIRED = {0, 102, 190}
-#: Refused for a reason retrying cannot change, by SNORQ code.
-_PERMANENT = {
-    131047: ErrorCode.OUTSIDE_WINDOW,
-    131026: ErrorCode.INVALID_RECIPIENT,
-    131030: ErrorCode.INVALID_RECIPIENT,
-    131021: ErrorCode.INVALID_RECIPIENT,
-    131052: ErrorCode.MEDIA_UPLOAD_FAILED,
-    131053: ErrorCode.MEDIA_UPLOAD_FAILED,
-}
-
-
-def classify_error(
-    code: int | None, title: str, *, http_status: int | None = None
-) -> PlatformError:
-    """The error for a WhatsApp error ``code`` (a send's response or a failed status).
-
-    Classified by code, never by text; ``title`` only becomes the message staff read.
-    """
-    message = f"WhatsApp error {code}: {title}" if code is not None else title
-    if code in _THROTTLED or (code is None and http_status == 429):
-        return TemporaryError(ErrorCode.RATE_LIMITED, message, platform_code=code)
-    if code in _UNAVAILABLE or (code is None and (http_status or 0) >= 500):
-        return TemporaryError(ErrorCode.PLATFORM_UNAVAILABLE, message, platform_code=code)
-    if code in _EXPIRED:
-        return AuthError(ErrorCode.TOKEN_EXPIRED, message, platform_code=code)
-    if code is not None and (code in {3, 10} or 200 <= code <= 299):
-        return AuthError(ErrorCode.PERMISSION_DENIED, message, platform_code=code)
-    if code in _PERMANENT:
-        return PermanentError(_PERMANENT[code], message, platform_code=code)
-    return PermanentError(ErrorCode.REJECTED, message, platform_code=code)
 
 
 # -- webhooks (PLATFORMS.md, "Webhook envelope", "Message types", "Statuses") --------
@@ -541,7 +520,9 @@ def _failure(errors: list[Fields]) -> tuple[int | None, str | None]:
         return None, None
     code = errors[0].integer("code", required=False)
     title = errors[0].text("title", required=False) or "The message could not be delivered."
-    error = classify_error(code, title)
+    if code is None:
+        return int(ErrorCode.REJECTED), title
+    error = WhatsApp.classify(code, title)
     return int(error.code), error.message
 
 

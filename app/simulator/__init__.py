@@ -24,7 +24,7 @@ from flask import Flask, current_app
 
 from app.simulator.accounts import Registry
 from app.simulator.config import SimulatorConfig
-from app.simulator.customer import Pace
+from app.simulator.customer import Customers, Pace
 from app.simulator.delivery import Deliveries
 from app.simulator.errors import ApiError
 from app.simulator.faults import FaultBook, Throughput
@@ -39,6 +39,7 @@ class Simulator:
         self.config = config
         self.registry = Registry()
         self.media = MediaStore()
+        self.customers = Customers()
         self.faults = FaultBook()
         self.journal = Journal()
         self.throughput = Throughput(config.throughput)

@@ -22,7 +22,6 @@ from flask import Blueprint, Flask, jsonify, request
 
 from app.config import PLATFORMS
 from app.simulator import current, messenger
-from app.simulator.customer import customer
 from app.simulator.inbound import message_webhook
 from app.simulator.media import SAMPLE_AUDIO_ID, SAMPLE_DOCUMENT_ID, SAMPLE_PICTURE_ID
 
@@ -131,7 +130,7 @@ def customer_writes():
         return _bad("a voice message has no text")
     sim = current()
     account = sim.registry.add_account(platform, str(account_id))
-    who = customer(platform, spec.get("from"), spec.get("name"))
+    who = sim.customers.get(platform, spec.get("from"), spec.get("name"))
     media = sim.media.get(platform, ATTACHABLE[files[0]]) if files else None
     media_url = None
     if media is not None and platform == "facebook":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -51,6 +52,35 @@ def customer(platform: str, external_id: str | None = None, name: str | None = N
         first = unicodedata.normalize("NFKD", name.split(" ", 1)[0]).encode("ascii", "ignore")
         username = f"{first.decode().lower() or 'user'}.{external_id[-4:]}"
     return Customer(platform, external_id, name, username)
+
+
+class Customers:
+    """Every customer who wrote, under the name they were given, per platform and id.
+
+    A platform never renames someone between messages, so neither may the
+    simulator: a profile lookup, a TikTok participant list and the next message
+    all carry the name the customer's first message was given.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[tuple[str, str], str] = {}
+
+    def get(
+        self, platform: str, external_id: str | None = None, name: str | None = None
+    ) -> Customer:
+        """The customer with this id (the platform's default one if none).
+
+        A ``name`` given is theirs from now on; without one, the name given
+        before, or else one made up from the id.
+        """
+        external_id = external_id or DEFAULT_CONTACTS[platform]
+        with self._lock:
+            if name:
+                self._names[(platform, external_id)] = name
+            else:
+                name = self._names.get((platform, external_id))
+        return customer(platform, external_id, name)
 
 
 def _name_for(external_id: str) -> str:

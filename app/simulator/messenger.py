@@ -15,7 +15,6 @@ from flask import Blueprint, Flask, Response, abort, jsonify, request, url_for
 
 from app.simulator import Simulator, current
 from app.simulator.accounts import Account
-from app.simulator.customer import customer
 from app.simulator.errors import (
     invalid_parameter,
     messenger_throttled,
@@ -197,7 +196,7 @@ def _profile(sim: Simulator, psid: str, params: dict) -> Response:
     token = authorize(sim.registry, bearer_token(params), None)
     if token.kind != "page":
         raise unknown_object(psid)
-    who = customer("facebook", psid)
+    who = sim.customers.get("facebook", psid)
     picture = sim.media.get("facebook", SAMPLE_PICTURE_ID)
     node = {
         "first_name": who.first_name,
@@ -210,12 +209,21 @@ def _profile(sim: Simulator, psid: str, params: dict) -> Response:
 
 
 def attachment_url(sim: Simulator, media: Media) -> str:
+    """A signed, expiring link to ``media``.
+
+    A document's link ends in its file name, as on Meta's CDN
+    (``https://cdn.fbsbx.com/v/t59.2708-21/…_n.pdf/receipt.pdf?…``): Messenger
+    names a file nowhere else.
+    """
     query = sim.media.sign("facebook", media.media_id)
+    if media.kind == "document" and media.filename:
+        query["filename"] = media.filename
     return url_for("messenger_media.download", media_id=media.media_id, _external=True, **query)
 
 
 @bp.get("/facebook/attachments/<media_id>")
-def download(media_id: str):
+@bp.get("/facebook/attachments/<media_id>/<path:filename>")
+def download(media_id: str, filename: str | None = None):
     """A Messenger attachment or profile picture: signed, expiring, no token needed."""
     mark("facebook", "media")
     media = current().media.check(

@@ -16,7 +16,6 @@ from flask import Blueprint, Flask, Response, abort, jsonify, request, url_for
 
 from app.simulator import Simulator, current
 from app.simulator.accounts import Account, Token
-from app.simulator.customer import customer
 from app.simulator.errors import (
     ApiError,
     TikTokCode,
@@ -97,7 +96,7 @@ def _send(sim: Simulator, body: dict | None) -> Response:
     if not sim.throughput.admit("tiktok", (business_id, "send"), time.time()):
         raise tiktok_throttled()
     account = sim.registry.add_account("tiktok", business_id)
-    who = customer("tiktok", conversation[1])
+    who = sim.customers.get("tiktok", conversation[1])
     message_id, sent_at = tiktok_message_id(), time.time()
     echo = functools.partial(
         webhooks.sent_payload, account, who, str(body["recipient"]), message_id, content, sent_at
@@ -272,7 +271,7 @@ def _content_list(sim: Simulator, business_id: str | None) -> Response:
             TikTokCode.NOT_FOUND, "conversation_id: The conversation does not exist."
         )
     account = sim.registry.add_account("tiktok", business_id)
-    who = customer("tiktok", conversation[1])
+    who = sim.customers.get("tiktok", conversation[1])
     picture = sim.media.sign("tiktok", SAMPLE_PICTURE_ID)
     participants = [
         {"role": "BUSINESS_ACCOUNT", "id": business_id, "display_name": account.name},

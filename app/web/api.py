@@ -36,7 +36,13 @@ from app.models import (
 from app.platforms import get_platform
 from app.platforms.errors import PermanentError
 from app.platforms.parsing import labelled
-from app.serializers import connection_json, conversation_json, message_json, timestamp
+from app.serializers import (
+    attachment_json,
+    connection_json,
+    conversation_json,
+    message_json,
+    timestamp,
+)
 from app.storage import MissingFile, get_storage
 from app.web.access import api_login_required, current_user
 from app.windows import window_closes_at, window_open
@@ -160,11 +166,17 @@ def list_messages(conversation_id: int):
         query = query.where(Message.id < before)
     limit = _limit(MAX_PAGE_SIZE)
     page = list(query.order_by(Message.id.desc()).limit(limit))[::-1]
-    attachments: dict[int, list[Attachment]] = {}
-    if page:
-        for attachment in Attachment.select().where(Attachment.message.in_([m.id for m in page])):
-            attachments.setdefault(attachment.message_id, []).append(attachment)
+    attachments = _attachments_of([m.id for m in page])
     return jsonify(messages=[message_json(m, attachments.get(m.id)) for m in page])
+
+
+def _attachments_of(message_ids: list[int]) -> dict[int, list[Attachment]]:
+    """The attachments of each of these messages, by message id."""
+    found: dict[int, list[Attachment]] = {}
+    if message_ids:
+        for attachment in Attachment.select().where(Attachment.message.in_(message_ids)):
+            found.setdefault(attachment.message_id, []).append(attachment)
+    return found
 
 
 @bp.post("/conversations/<int:conversation_id>/read")
@@ -273,7 +285,10 @@ def retry_message(message_id: int):
         abort(409, description="Only a failed reply can be sent again.")
     messages.publish(notices)
     _enqueue(send_message, message.id)
-    return jsonify(message=notices[0].data["message"]), 202
+    # The notice's copy leaves the message's files out; the page must not lose them.
+    files = _attachments_of([message.id]).get(message.id, [])
+    data = {**notices[0].data["message"], "attachments": [attachment_json(a) for a in files]}
+    return jsonify(message=data), 202
 
 
 @bp.post("/conversations/<int:conversation_id>/typing")

@@ -106,6 +106,13 @@ def test_customers_messages_appear_live_and_a_reply_ticks_from_sent_to_delivered
     expect(in_thread(inbox, "in", FOLLOW_UP)).to_be_visible()
     expect(row(inbox, FOLLOW_UP)).to_be_visible()
     deployment.finished("the customer's answer shows in the open thread, live")
+    follow_up = event_seq(deployment, FOLLOW_UP)
+    deployment.wait(lambda: read_after(deployment, follow_up), "the open conversation is read")
+    unread = row(inbox, FOLLOW_UP).locator(".count")
+    expect(unread).to_have_count(0)
+    # And it stays read: no answer the page asked for before the read brings the count back.
+    inbox.wait_for_timeout(1000)
+    assert unread.count() == 0
     screenshot(inbox, "2-replied")
     assert still_marked(inbox), "the page reloaded"
 
@@ -116,6 +123,11 @@ def event_seq(deployment: Deployment, text: str) -> int | None:
         if event["type"] == "new:message" and event["data"]["message"]["content"] == text:
             return event["seq"]
     return None
+
+
+def read_after(deployment: Deployment, seq: int) -> bool:
+    """Whether a ``conversation:read`` event came after event ``seq``."""
+    return any(e["type"] == "conversation:read" and e["seq"] > seq for e in deployment.events())
 
 
 def test_a_message_that_arrives_while_the_line_is_down_appears_once_it_is_back(

@@ -66,6 +66,8 @@ def test_a_picture_shows_inline_a_voice_message_plays_and_a_document_downloads(
 
     player = thread.locator(".msg.in audio.attachment")
     expect(player).to_have_attribute("controls", "")
+    # The player says what it is: no "[Audio]" under it.
+    expect(thread.locator(".msg.in", has=player).locator(".text")).to_have_count(0)
     duration = player.evaluate(LOAD_AUDIO)
     assert duration == pytest.approx(VOICE_SECONDS, abs=0.1), duration
     assert inbox.request.get(player.get_attribute("src")).body() == sample_audio()
@@ -80,5 +82,7 @@ def test_a_picture_shows_inline_a_voice_message_plays_and_a_document_downloads(
     assert Path(download.path()).read_bytes() == sample_document()
     deployment.finished("the document downloads")
 
+    attach = inbox.get_by_role("button", name="Attach a file")
+    expect(attach.locator("svg")).to_be_visible()
     screenshot(inbox, "media")
     assert inbox.evaluate("() => window.notReloaded === true"), "the page reloaded"

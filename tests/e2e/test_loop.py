@@ -20,17 +20,14 @@ pytestmark = pytest.mark.e2e
 #: Forward order of a reply's status.
 RANK = {"PENDING": 0, "SENT": 1, "DELIVERED": 2, "READ": 3}
 STAMPS = {"SENT": "sent_at", "DELIVERED": "delivered_at", "READ": "read_at"}
-#: The contact each platform's webhook describes. WhatsApp's names the customer and
+#: The contact each platform's webhook identifies. WhatsApp's names the customer and
 #: SNORQ keys the contact on the BSUID, the number kept beside it; Messenger's gives
-#: the PSID alone; TikTok's gives the user id and handle.
+#: the PSID alone; TikTok's gives the user id and handle. The names of the last two
+#: come from the profile worker (User Profile API, TikTok participants).
 CONTACTS = {
-    "whatsapp": {"phone": CUSTOMERS["whatsapp"][0], "display_name": CUSTOMERS["whatsapp"][1]},
+    "whatsapp": {"phone": CUSTOMERS["whatsapp"][0]},
     "facebook": {"external_id": CUSTOMERS["facebook"][0]},
-    "tiktok": {
-        "external_id": CUSTOMERS["tiktok"][0],
-        "username": "chloe.5678",
-        "display_name": "chloe.5678",
-    },
+    "tiktok": {"external_id": CUSTOMERS["tiktok"][0], "username": "chloe.5678"},
 }
 
 
@@ -72,6 +69,11 @@ def test_a_customer_message_and_its_reply_go_round_the_whole_loop(deployment, pl
     contact = conversation["contact"]
     assert {key: contact[key] for key in CONTACTS[platform]} == CONTACTS[platform]
     assert conversation["can_reply"]
+    name = CUSTOMERS[platform][1]
+    deployment.wait(
+        lambda: deployment.conversation_on(connection_id)["contact"]["display_name"] == name,
+        f"the contact is named {name}",
+    )
     [inbound] = deployment.messages(conversation["id"])
     assert (inbound["direction"], inbound["content"]) == ("INBOUND", text)
     assert inbound["external_id"] == external_id

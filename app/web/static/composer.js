@@ -82,7 +82,7 @@ export class Composer {
     this.key = null;
     $("reply-file").value = "";
     $("reply-attached").hidden = !file;
-    $("reply-file-name").textContent = file ? `📎 ${file.name}` : "";
+    $("reply-file-name").textContent = file ? `Attached: ${file.name}` : "";
   }
 
   showError(error) {

@@ -1,18 +1,22 @@
 // The conversation list: newest activity first, filtered by platform and unread,
 // paged by cursor, and kept in order as live events move conversations up.
 
-import { api, el, platformBadge, timeElement } from "./snorq.js";
+import { api, el, platformBadge, platformLabel, timeElement } from "./snorq.js";
 
 const PAGE_SIZE = 50;
-const EMPTY = "No conversations here yet.";
 const UNAVAILABLE = "Could not load conversations. They load again when the connection is back.";
+
+// WhatsApp gives numbers in international form without the "+": 34611222333.
+export function phoneNumber(phone) {
+  return /^\d+$/.test(phone) ? `+${phone}` : phone;
+}
 
 export function contactName(contact) {
   if (!contact) return "Unknown contact";
   return (
     contact.display_name ||
     (contact.username ? `@${contact.username}` : "") ||
-    contact.phone ||
+    (contact.phone ? phoneNumber(contact.phone) : "") ||
     contact.external_id ||
     "Unknown contact"
   );
@@ -33,7 +37,8 @@ function markActive(row, active) {
 }
 
 export class ConversationList {
-  // `remember` turns a conversation from the API into the page's shared copy of it.
+  // `remember(found, asked)` turns a conversation the API answered (asked for at
+  // `asked`, a performance.now()) into the page's shared copy of it.
   constructor(remember) {
     this.remember = remember;
     this.node = document.getElementById("conversations");
@@ -44,6 +49,8 @@ export class ConversationList {
     this.nextCursor = null;
     this.activeId = null;
     this.request = 0;
+    this.failed = false; // the last load found the API unreachable
+    this.shownFilters = null; // the filters the rows shown were loaded under
   }
 
   ids() {
@@ -65,27 +72,31 @@ export class ConversationList {
     if (this.filters.platform) params.set("platform", this.filters.platform);
     if (this.filters.unread) params.set("unread", "1");
     if (more && this.nextCursor) params.set("cursor", this.nextCursor);
+    const asked = performance.now();
     let data;
     try {
       data = await api(`/api/v1/conversations?${params}`);
     } catch {
-      if (request === this.request) this.showNote(UNAVAILABLE);
+      if (request !== this.request) return;
+      this.failed = true;
+      // Rows of other filters would pass for the answer to these.
+      if (this.shownFilters !== JSON.stringify(this.filters)) this.clear();
+      this.showNote(UNAVAILABLE);
       return;
     }
     if (request !== this.request) return;
-    if (!more) {
-      this.node.replaceChildren();
-      this.shown.clear();
-    }
+    this.failed = false;
+    this.shownFilters = JSON.stringify(this.filters);
+    if (!more) this.clear();
     this.nextCursor = data.next_cursor;
     for (const found of data.conversations) {
       if (this.shown.has(found.id)) continue;
-      const conversation = this.remember(found);
+      const conversation = this.remember(found, asked);
       const row = this.render(conversation);
       this.node.append(row);
       this.shown.set(conversation.id, { conversation, row });
     }
-    this.showNote(EMPTY);
+    this.showNote(this.emptyNote());
   }
 
   // Put a conversation's row where the order says, or take it out when it no
@@ -109,7 +120,13 @@ export class ConversationList {
         if (hadFocus) row.querySelector("a").focus();
       }
     }
-    this.showNote(EMPTY);
+    this.showNote(this.emptyNote());
+  }
+
+  clear() {
+    this.node.replaceChildren();
+    this.shown.clear();
+    this.nextCursor = null;
   }
 
   setActive(id) {
@@ -117,10 +134,19 @@ export class ConversationList {
     for (const [rowId, { row }] of this.shown) markActive(row, rowId === id);
   }
 
+  // What an empty list says, under the current filters.
+  emptyNote() {
+    const { platform, unread } = this.filters;
+    const which = [unread ? "unread" : "", platform ? platformLabel(platform) : ""];
+    const kind = which.filter(Boolean).join(" ");
+    if (kind) return `No ${kind} conversations.`;
+    return "No conversations yet. What customers write arrives here as it happens.";
+  }
+
   showNote(text) {
     this.more.hidden = !this.nextCursor;
     this.note.textContent = text;
-    this.note.hidden = text === EMPTY && this.shown.size > 0;
+    this.note.hidden = text !== UNAVAILABLE && this.shown.size > 0;
   }
 
   // Keep `shown` in the list's order, so "next" and "previous" follow the screen.

@@ -11,7 +11,9 @@ import { Thread } from "./thread.js";
 const $ = (id) => document.getElementById(id);
 
 const known = new Map();
-const fetching = new Map();
+const fetching = new Map(); // conversation id -> { request, asked }
+// When each conversation was last read here or by another page (performance.now()).
+const readAt = new Map();
 let connections = new Map();
 
 const list = new ConversationList(remember);
@@ -22,25 +24,43 @@ const composer = new Composer((message) => {
 const baseTitle = document.title;
 
 // Merge what the API or an event says about a conversation into the shared copy.
-function remember(conversation) {
+// `asked` is when the API was asked (performance.now()); an answer asked for before
+// the conversation was last read may predate the read, so its unread count is stale.
+function remember(conversation, asked = Infinity) {
   const copy = known.get(conversation.id);
+  const stale = asked <= (readAt.get(conversation.id) ?? -Infinity);
   if (!copy) {
+    if (stale) conversation.unread_count = 0;
     known.set(conversation.id, conversation);
     return conversation;
   }
-  const contact = { ...copy.contact, ...conversation.contact };
-  return Object.assign(copy, conversation, { contact });
+  const fresh = { ...conversation, contact: { ...copy.contact, ...conversation.contact } };
+  if (stale) fresh.unread_count = copy.unread_count;
+  return Object.assign(copy, fresh);
 }
 
-// The whole conversation from the API (one request per conversation at a time).
-function fetchConversation(id) {
-  if (!fetching.has(id)) {
-    const request = api(`/api/v1/conversations/${id}`)
-      .then((data) => remember(data.conversation))
-      .finally(() => fetching.delete(id));
-    fetching.set(id, request);
-  }
-  return fetching.get(id);
+// The whole conversation from the API, asked for no earlier than `after`
+// (performance.now()); one request per conversation at a time.
+function fetchConversation(id, after = -Infinity) {
+  const pending = fetching.get(id);
+  if (pending && pending.asked >= after) return pending.request;
+  const asked = performance.now();
+  const request = api(`/api/v1/conversations/${id}`)
+    .then((data) => remember(data.conversation, asked))
+    .finally(() => {
+      if (fetching.get(id)?.request === request) fetching.delete(id);
+    });
+  fetching.set(id, { request, asked });
+  return request;
+}
+
+// The conversation was read (here, or on another page): `unreadCount` is left.
+function noteRead(id, unreadCount) {
+  readAt.set(id, performance.now());
+  const conversation = known.get(id);
+  if (!conversation) return;
+  conversation.unread_count = unreadCount;
+  list.show(conversation);
 }
 
 async function openConversation(id) {
@@ -62,12 +82,16 @@ async function openConversation(id) {
   markReadIfSeen();
 }
 
+// Mark the open conversation read if the staff member can see it; settles once the
+// server has recorded it (or failed to).
 function markReadIfSeen() {
   const conversation = thread.conversation;
-  if (!conversation?.unread_count || document.visibilityState !== "visible") return;
-  conversation.unread_count = 0;
-  list.show(conversation);
-  api(`/api/v1/conversations/${conversation.id}/read`, { method: "POST" }).catch(() => {});
+  if (!conversation?.unread_count || document.visibilityState !== "visible") {
+    return Promise.resolve();
+  }
+  noteRead(conversation.id, 0);
+  const path = `/api/v1/conversations/${conversation.id}/read`;
+  return api(path, { method: "POST" }).catch(() => {});
 }
 
 async function retry(button) {
@@ -133,17 +157,24 @@ function refreshOpen(conversation) {
 
 const handlers = {
   "new:message": ({ message, conversation }) => {
-    if (known.has(conversation.id)) list.show(remember(conversation));
-    else fetchConversation(conversation.id).then((found) => list.show(found), () => {});
+    if (known.has(conversation.id)) {
+      list.show(remember(conversation));
+    } else {
+      // New here: a request already on its way may be answered as of before this message.
+      const found = fetchConversation(conversation.id, performance.now());
+      found.then((fetched) => list.show(fetched), () => {});
+    }
     if (message.direction === "INBOUND" && document.visibilityState !== "visible") {
       document.title = `● ${baseTitle}`;
     }
     if (thread.id !== message.conversation_id) return;
     thread.add(message);
     if (message.direction === "INBOUND") {
-      markReadIfSeen();
-      // A customer's message opens the messaging window again.
-      fetchConversation(message.conversation_id).then(refreshOpen, () => {});
+      // A customer's message opens the messaging window again: read the window once
+      // the read is recorded, so the answer cannot bring the unread count back.
+      markReadIfSeen()
+        .then(() => fetchConversation(message.conversation_id, performance.now()))
+        .then(refreshOpen, () => {});
     }
   },
   "message:sent": ({ message }) => {
@@ -169,10 +200,7 @@ const handlers = {
     if (thread.id === conversationId) thread.remove(id);
   },
   "conversation:read": ({ conversation_id: id, unread_count: unreadCount }) => {
-    const conversation = known.get(id);
-    if (!conversation) return;
-    conversation.unread_count = unreadCount;
-    list.show(conversation);
+    noteRead(id, unreadCount);
   },
   "connection:status": ({ connection }) => {
     connections.set(connection.id, connection);
@@ -248,7 +276,12 @@ function start() {
   if (opened) openConversation(opened);
   const since = Number($("inbox").dataset.since);
   const onEvent = (event) => handlers[event.type]?.(event.data);
-  followLive({ since, onEvent, onReset: reload, onState: showLiveState });
+  const onState = (state) => {
+    showLiveState(state);
+    // The list said it would load again once the connection is back.
+    if (state === "live" && list.failed) list.load();
+  };
+  followLive({ since, onEvent, onReset: reload, onState });
 }
 
 start();

@@ -91,6 +91,8 @@ export function followLive({ since, onEvent, onReset, onState }) {
   }
 
   window.addEventListener("online", retrySoon);
+  // The browser knows the network is gone: say so now, not after the silence limit.
+  window.addEventListener("offline", () => socket?.close());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") retrySoon();
   });

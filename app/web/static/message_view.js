@@ -25,7 +25,7 @@ const CONTENT_LABELS = {
   TEMPLATE: "Template",
   POSTBACK: "Button",
   SHARE: "Shared post",
-  UNSUPPORTED: "A message SNORQ cannot show: open it in the platform's app",
+  UNSUPPORTED: "A message SNORQ cannot show",
 };
 const ATTACHMENT_NAMES = {
   image: "Photo",
@@ -35,6 +35,16 @@ const ATTACHMENT_NAMES = {
   sticker: "Sticker",
 };
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
+// What SNORQ writes for a message with no text of its own: "[Audio]",
+// "[Document: receipt.pdf]", "[Location: 52.37, 4.89]" (app/platforms/parsing.py).
+const PLACEHOLDER = /^\[([^\]\n]+)\]$/;
+// Longer than this between the platform's time and SNORQ's, the tooltip says both.
+const LATE = 60 * 1000;
+
+// When the message was sent: the platform's time if it gave one, else SNORQ's.
+export function sentAt(message) {
+  return message.platform_timestamp ?? message.created_at;
+}
 
 export function renderMessage(message, platform) {
   if (message.content_type === "SYSTEM") {
@@ -48,12 +58,12 @@ export function renderMessage(message, platform) {
     "div",
     { class: "bubble" },
     (message.attachments ?? []).map(renderAttachment),
-    renderContent(message),
+    renderContent(message, platform),
     el(
       "span",
       { class: "meta" },
       via ? el("span", { class: "via", text: `from the ${platformLabel(platform)} app` }) : null,
-      timeElement(message.created_at, clockTime),
+      renderTime(message),
       outbound ? renderTick(message) : null,
     ),
   );
@@ -65,15 +75,35 @@ export function renderMessage(message, platform) {
   );
 }
 
-function renderContent(message) {
-  if (!message.content) {
-    if (message.attachments?.length) return null;
-    const label = CONTENT_LABELS[message.content_type] ?? "Message";
-    return el("p", { class: "text placeholder", text: label });
+function renderTime(message) {
+  const node = timeElement(sentAt(message), clockTime);
+  const stored = parseTime(message.created_at);
+  if (stored && Math.abs(stored - parseTime(sentAt(message))) >= LATE) {
+    node.title += `\nReached SNORQ ${fullTime(stored)}`;
+  }
+  return node;
+}
+
+function renderContent(message, platform) {
+  const files = message.attachments?.length > 0;
+  // Text a customer typed is theirs, brackets or not.
+  const placeholder = message.content_type !== "TEXT" && PLACEHOLDER.exec(message.content ?? "");
+  // The file shows itself; only a caption is worth words under it.
+  if (files && (placeholder || !message.content)) return null;
+  if (!message.content || placeholder) {
+    const label = placeholder
+      ? placeholder[1]
+      : (CONTENT_LABELS[message.content_type] ?? "Message");
+    const unsupported = message.content_type === "UNSUPPORTED";
+    return el(
+      "p",
+      { class: "text placeholder" },
+      linkify(label),
+      unsupported ? ` · open it in the ${platformLabel(platform)} app` : null,
+    );
   }
   // Say what kind of message it is, unless its text or media already shows it.
-  const plain =
-    ["TEXT", "TEMPLATE"].includes(message.content_type) || message.attachments?.length;
+  const plain = ["TEXT", "TEMPLATE"].includes(message.content_type) || files;
   const kind = CONTENT_LABELS[message.content_type] ?? message.content_type;
   return el(
     "p",
@@ -158,7 +188,8 @@ function renderAttachment(attachment) {
     );
   }
   if (kind === "audio") {
-    return el("audio", { class: "attachment", controls: true, preload: "none", src: url });
+    // Only the file's header: enough for the player to say how long it lasts.
+    return el("audio", { class: "attachment", controls: true, preload: "metadata", src: url });
   }
   if (kind === "video") {
     return el("video", { class: "attachment", controls: true, preload: "metadata", src: url });

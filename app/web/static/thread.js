@@ -2,8 +2,8 @@
 // headings, updated in place as live events arrive.
 
 import { api, dayLabel, el, parseTime, platformBadge, platformLabel } from "./snorq.js";
-import { contactName } from "./conversation_list.js";
-import { renderMessage } from "./message_view.js";
+import { contactName, phoneNumber } from "./conversation_list.js";
+import { renderMessage, sentAt } from "./message_view.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -11,6 +11,12 @@ const PAGE_SIZE = 50;
 // Outbound statuses only move forward (FAILED is outside the order: a retry leaves it).
 const STATUS_ORDER = { PENDING: 0, SENT: 1, DELIVERED: 2, READ: 3 };
 const PANES = ["thread-header", "messages", "composer"];
+
+// Oldest first, by when each was sent (webhooks need not arrive in order); messages
+// of the same moment (WhatsApp counts whole seconds) in the order SNORQ got them.
+function inOrder(a, b) {
+  return parseTime(sentAt(a)) - parseTime(sentAt(b)) || a.id - b.id;
+}
 
 export class Thread {
   constructor() {
@@ -60,7 +66,8 @@ export class Thread {
     const name = contactName(contact);
     const details = [platformLabel(conversation.platform)];
     if (connection) details.push(connection.name || connection.account_id);
-    if (contact.phone) details.push(contact.phone);
+    const phone = contact.phone ? phoneNumber(contact.phone) : null;
+    if (phone && name !== phone) details.push(phone);
     if (contact.username && name !== `@${contact.username}`) details.push(`@${contact.username}`);
     $("thread-badge").replaceChildren(platformBadge(conversation.platform));
     $("thread-avatar").hidden = !contact.avatar_url;
@@ -69,28 +76,42 @@ export class Thread {
     $("thread-sub").textContent = details.join(" · ");
   }
 
-  // Keep the more advanced of two copies of a message (events and pages overlap).
+  // Keep the more advanced of two copies of a message (events and pages overlap),
+  // with the files either copy knows: status events may carry a message without
+  // its files. Whether anything changed.
   store(message) {
     const known = this.messages.get(message.id);
     const before = STATUS_ORDER[known?.status];
     const after = STATUS_ORDER[message.status];
-    if (before !== undefined && after !== undefined && after < before) return false;
-    // Status events carry a message without its files: keep the ones already known.
-    const files = message.attachments?.length ? message.attachments : (known?.attachments ?? []);
-    const attachments = files.map((file) => this.settled.get(file.id) ?? file);
-    this.messages.set(message.id, { ...message, attachments });
+    const newer = before === undefined || after === undefined || after >= before;
+    const [kept, other] = newer ? [message, known] : [known, message];
+    const files = kept.attachments?.length ? kept.attachments : (other?.attachments ?? []);
+    const others = new Map((other?.attachments ?? []).map((file) => [file.id, file]));
+    // A file's state only moves on from PENDING (to AVAILABLE or FAILED).
+    const attachments = files.map((file) => {
+      const settled = this.settled.get(file.id) ?? others.get(file.id);
+      return file.status === "PENDING" && settled ? settled : file;
+    });
+    const changed = newer || attachments.some((file, i) => file !== kept.attachments?.[i]);
+    if (!changed) return false;
+    this.messages.set(message.id, { ...kept, attachments });
     return true;
   }
 
   sorted() {
-    return [...this.messages.values()].sort((a, b) => a.id - b.id);
+    return [...this.messages.values()].sort(inOrder);
+  }
+
+  // The first message SNORQ stored of those loaded: pages reach back from it.
+  oldestId() {
+    return Math.min(...this.messages.keys());
   }
 
   render() {
     const nodes = [];
     let day = null;
     for (const message of this.sorted()) {
-      const label = dayLabel(parseTime(message.created_at));
+      const label = dayLabel(parseTime(sentAt(message)));
       if (label !== day) nodes.push(el("div", { class: "day", text: (day = label) }));
       nodes.push(renderMessage(message, this.conversation.platform));
     }
@@ -103,6 +124,8 @@ export class Thread {
   add(update) {
     const shown = this.messages.has(update.id);
     const last = this.sorted().at(-1);
+    // A receipt reaching back before the loaded messages: "Load earlier" brings it.
+    if (!shown && this.conversation && this.hasEarlier && update.id < this.oldestId()) return;
     if (!this.store(update) || !this.conversation) return;
     const message = this.messages.get(update.id);
     const node = this.list.querySelector(`[data-id="${message.id}"]`);
@@ -111,9 +134,9 @@ export class Thread {
       return;
     }
     const follow = this.nearEnd() || message.direction === "OUTBOUND";
-    if (last && message.id > last.id) {
-      const label = dayLabel(parseTime(message.created_at));
-      if (dayLabel(parseTime(last.created_at)) !== label) {
+    if (last && inOrder(message, last) > 0) {
+      const label = dayLabel(parseTime(sentAt(message)));
+      if (dayLabel(parseTime(sentAt(last))) !== label) {
         this.list.append(el("div", { class: "day", text: label }));
       }
       this.list.append(renderMessage(message, this.conversation.platform));
@@ -141,9 +164,8 @@ export class Thread {
 
   async loadEarlier() {
     const id = this.id;
-    const first = this.sorted()[0];
-    const path = `/api/v1/conversations/${id}/messages?before=${first.id}&limit=${PAGE_SIZE}`;
-    const page = await api(path);
+    const query = new URLSearchParams({ before: this.oldestId(), limit: PAGE_SIZE });
+    const page = await api(`/api/v1/conversations/${id}/messages?${query}`);
     if (this.id !== id) return;
     for (const message of page.messages) this.store(message);
     this.hasEarlier = page.messages.length === PAGE_SIZE;

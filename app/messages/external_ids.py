@@ -1,0 +1,129 @@
+"""A platform's id for SNORQ's own send, and the statuses that arrived before it.
+
+A send learns its external id from the platform's answer or from its echo,
+whichever comes first. Statuses for an id no message has yet are kept as early
+statuses (:func:`app.messages.receipts.apply_status`) and applied here, in
+order, once a message takes that id.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zlib
+
+from peewee import Case, fn
+
+from app.db import database, is_postgres, utcnow
+from app.messages.notices import Notice, status_notices
+from app.messages.statuses import STATUS_COLUMNS, advance
+from app.models import Direction, EarlyStatus, Message, MessageStatus
+from app.routing import Route
+from app.serializers import message_json
+
+
+def link_external_id(route: Route, snorq_message_id: int, external_id: str):
+    """Link a platform id to SNORQ's own message; None if that message is not ours."""
+    message = Message.get_or_none(
+        Message.id == snorq_message_id,
+        Message.connection == route.connection_id,
+        Message.direction == Direction.OUTBOUND,
+    )
+    if message is None:
+        return None
+    if message.external_id is not None:
+        return []
+    return attach_external_id(message, external_id, utcnow())
+
+
+def attach_external_id(message: Message, external_id: str, at: datetime.datetime):
+    """Record SENT with the platform's id, then apply statuses that arrived first."""
+    notices = []
+    twin = Message.get_or_none(
+        Message.connection == message.connection_id,
+        Message.external_id == external_id,
+        Message.id != message.id,
+    )
+    if twin is not None:
+        # The platform's echo of this very send was stored before the send returned.
+        twin.delete_instance()
+        notices.append(
+            Notice(
+                message.organization_id,
+                "message:deleted",
+                {"id": twin.id, "conversation_id": twin.conversation_id},
+            )
+        )
+    rows = (
+        Message.update(
+            status=Case(
+                None,
+                [(Message.status == MessageStatus.PENDING, MessageStatus.SENT)],
+                Message.status,
+            ),
+            external_id=external_id,
+            sent_at=fn.COALESCE(Message.sent_at, at),
+            error_code=None,
+            error_message=None,
+            send_lease_until=None,
+        )
+        .where(Message.id == message.id, Message.external_id.is_null())
+        .returning(Message)
+        .execute()
+    )
+    updated = list(rows)
+    if not updated:
+        return notices
+    notices.append(
+        Notice(message.organization_id, "message:sent", {"message": message_json(updated[0])})
+    )
+    also = []
+    if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
+        at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
+        also.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
+    return notices + apply_early_statuses(message, external_id, also)
+
+
+def apply_early_statuses(message: Message, external_id: str, also=()) -> list[Notice]:
+    """Apply, in order, the statuses that arrived before ``message`` had ``external_id``.
+
+    ``also`` adds statuses known another way (an echo's, when the send recorded late).
+    """
+    lock_external_id(message.connection_id, external_id)
+    early = list(
+        EarlyStatus.select().where(
+            EarlyStatus.connection == message.connection_id,
+            EarlyStatus.external_id == external_id,
+        )
+    )
+    receipts = [*early, *also]
+    if receipts:
+        # The platform saw the message before SNORQ recorded sending it.
+        first = min(status.occurred_at for status in receipts)
+        Message.update(sent_at=first).where(
+            Message.id == message.id, Message.sent_at > first
+        ).execute()
+    notices = []
+    for status in sorted(receipts, key=lambda s: MessageStatus.ORDER.get(s.status, 9)):
+        changed = advance(
+            Message.id == message.id,
+            status=status.status,
+            at=status.occurred_at,
+            error_code=status.error_code,
+            error_message=status.error_message,
+        )
+        notices += status_notices(message.organization_id, changed)
+    if early:
+        EarlyStatus.delete().where(EarlyStatus.id.in_([s.id for s in early])).execute()
+    return notices
+
+
+def lock_external_id(connection_id: int, external_id: str) -> None:
+    """Take turns, until commit, with whoever keeps or applies early statuses of this id.
+
+    Without it, on PostgreSQL, a status kept while a send records the same id could
+    be missed by both: neither sees what the other has not committed yet. (SQLite
+    runs one write transaction at a time already.)
+    """
+    if is_postgres():
+        key = zlib.crc32(external_id.encode()) - 2**31
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (connection_id, key))

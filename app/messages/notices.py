@@ -1,0 +1,45 @@
+"""Live notices: what a change tells staff, published once it has committed.
+
+Each change returns the notices that describe it; the caller hands them to
+:func:`publish` after the transaction, so staff never see something that was
+rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from app import live
+from app.models import Message
+from app.serializers import message_json
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A live event for one organization, published after the change commits."""
+
+    organization_id: int
+    type: str
+    data: dict
+
+
+def publish(notices: Iterable[Notice]) -> None:
+    """Send each notice to its organization's live subscribers."""
+    for notice in notices:
+        live.publish(notice.organization_id, notice.type, notice.data)
+
+
+def status_notices(organization_id: int, messages: list[Message]) -> list[Notice]:
+    """A ``message:status`` notice for each of ``messages``."""
+    return [
+        Notice(organization_id, "message:status", {"message": message_json(m)}) for m in messages
+    ]
+
+
+def status_notices_for(rows) -> list[Notice]:
+    """The ``message:status`` notices for the messages an update returned, if any."""
+    messages = list(rows)
+    if not messages:
+        return []
+    return status_notices(messages[0].organization_id, messages)

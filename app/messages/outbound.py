@@ -1,0 +1,202 @@
+"""Staff replies, from PENDING to SENT or FAILED, and the staff's other actions.
+
+The outbound worker claims a send for a lease, marks it in flight before calling
+the platform, and records how the call ended; a send whose call went unanswered
+is never claimed again (it may have been delivered).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from app.db import database, utcnow
+from app.messages import threads
+from app.messages.external_ids import attach_external_id
+from app.messages.notices import Notice, status_notices_for
+from app.models import ContentType, Conversation, Direction, Message, MessageStatus
+from app.platforms.errors import ErrorCode
+from app.serializers import message_json
+
+
+def create_outbound(
+    conversation: Conversation,
+    *,
+    user_id: int | None,
+    content: str,
+    content_type: str = ContentType.TEXT,
+    options: dict | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Message, list[Notice]]:
+    """Store a staff reply as PENDING; the same idempotency key returns the first one.
+
+    Returns:
+      ``(message, notices)``; no notices when the key was used before.
+    """
+    with database.atomic():
+        now = utcnow()
+        message = Message(
+            organization=conversation.organization_id,
+            connection=conversation.connection_id,
+            conversation=conversation.id,
+            direction=Direction.OUTBOUND,
+            content_type=content_type,
+            content=content,
+            payload=options,
+            status=MessageStatus.PENDING,
+            sent_by=user_id,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+        rows = (
+            Message.insert(**message.__data__)
+            .on_conflict_ignore()
+            .returning(Message.id)
+            .tuples()
+            .execute()
+        )
+        row = next(iter(rows), None)
+        if row is None:
+            return Message.get(
+                Message.conversation == conversation.id,
+                Message.idempotency_key == idempotency_key,
+            ), []
+        message.id = row[0]
+        summary = threads.touch_conversation(conversation.id, content, now, False)
+        summary["platform"] = conversation.connection.platform
+        summary["connection_id"] = conversation.connection_id
+        return message, [
+            Notice(
+                conversation.organization_id,
+                "new:message",
+                {"message": message_json(message), "conversation": summary},
+            )
+        ]
+
+
+def claim_send(message_id: int, lease: datetime.timedelta) -> Message | None:
+    """Take the right to send a PENDING message for ``lease``; None if someone else has it.
+
+    A message whose send went unanswered (SEND_UNCONFIRMED) is never claimed again:
+    it may have been delivered, and sending it twice is worse than failing it.
+    """
+    now = utcnow()
+    rows = (
+        Message.update(
+            send_lease_until=now + lease,
+            send_after=None,
+            send_attempts=Message.send_attempts + 1,
+        )
+        .where(
+            Message.id == message_id,
+            Message.status == MessageStatus.PENDING,
+            Message.send_lease_until.is_null() | (Message.send_lease_until < now),
+            Message.error_code.is_null() | (Message.error_code != ErrorCode.SEND_UNCONFIRMED),
+        )
+        .returning(Message)
+        .execute()
+    )
+    return next(iter(rows), None)
+
+
+def defer_send(message_id: int, until: datetime.datetime) -> None:
+    """Give up the claim until ``until`` (waiting for a rate-limit token or a retry).
+
+    The sweep leaves the message alone until then. An attempt that never reached the
+    platform leaves nothing unconfirmed behind, so its in-flight mark goes too.
+    """
+    Message.update(
+        send_after=until, send_lease_until=None, error_code=None, error_message=None
+    ).where(Message.id == message_id, Message.status == MessageStatus.PENDING).execute()
+
+
+def record_sent(message_id: int, external_id: str) -> list[Notice]:
+    """The platform accepted the message and named it ``external_id``."""
+    with database.atomic():
+        message = Message.get_or_none(Message.id == message_id)
+        if message is None:
+            return []
+        return attach_external_id(message, external_id, utcnow())
+
+
+def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
+    """The send ended without reaching the platform; staff read ``reason``."""
+    with database.atomic():
+        rows = (
+            Message.update(
+                status=MessageStatus.FAILED,
+                failed_at=utcnow(),
+                error_code=int(code),
+                error_message=reason,
+                send_lease_until=None,
+            )
+            .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
+            .returning(Message)
+            .execute()
+        )
+        return status_notices_for(rows)
+
+
+def mark_sending(message_id: int, reason: str, *, settle_by: datetime.datetime) -> None:
+    """The worker is about to call the platform: from now on the send may have reached it.
+
+    Marked as unconfirmed (see :func:`record_unconfirmed`) until the call's outcome is
+    recorded, so a worker that dies mid-call leaves a send that is never claimed and
+    sent again. No live event: the message is PENDING before and after.
+    """
+    Message.update(
+        error_code=ErrorCode.SEND_UNCONFIRMED, error_message=reason, send_lease_until=settle_by
+    ).where(Message.id == message_id, Message.status == MessageStatus.PENDING).execute()
+
+
+def record_unconfirmed(
+    message_id: int, reason: str, *, settle_by: datetime.datetime
+) -> list[Notice]:
+    """The platform never answered the send: keep it PENDING, awaiting its webhooks.
+
+    It may have been delivered, so it is never claimed and sent again. A status or
+    echo naming this message settles it; otherwise the clock's sweep fails it with
+    SEND_UNCONFIRMED after ``settle_by`` (kept in ``send_lease_until``).
+    """
+    rows = (
+        Message.update(
+            error_code=ErrorCode.SEND_UNCONFIRMED,
+            error_message=reason,
+            send_lease_until=settle_by,
+        )
+        .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
+        .returning(Message)
+        .execute()
+    )
+    return status_notices_for(rows)
+
+
+def retry_failed(message: Message) -> list[Notice]:
+    """Start a new attempt for a FAILED reply (the staff's retry button)."""
+    with database.atomic():
+        rows = (
+            Message.update(
+                status=MessageStatus.PENDING,
+                failed_at=None,
+                error_code=None,
+                error_message=None,
+                send_after=None,
+                send_lease_until=None,
+            )
+            .where(Message.id == message.id, Message.status == MessageStatus.FAILED)
+            .returning(Message)
+            .execute()
+        )
+        return status_notices_for(rows)
+
+
+def mark_conversation_read(conversation: Conversation) -> list[Notice]:
+    """Staff have seen everything in the conversation."""
+    with database.atomic():
+        Conversation.update(unread_count=0).where(Conversation.id == conversation.id).execute()
+    return [
+        Notice(
+            conversation.organization_id,
+            "conversation:read",
+            {"conversation_id": conversation.id, "unread_count": 0},
+        )
+    ]

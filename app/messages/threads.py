@@ -1,0 +1,199 @@
+"""The contacts and conversations that messages belong to.
+
+A customer's contact and conversation are found or created on first sight, and
+their ids cached: rows are never re-keyed. Each stored message moves its
+conversation's preview and clocks forward (:func:`touch_conversation`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections import OrderedDict
+
+from peewee import SQL, Case
+
+from app.models import Contact, Conversation
+from app.platforms.events import ContactRef
+from app.routing import Route
+from app.serializers import timestamp
+from app.statements import Param, Statement
+
+PREVIEW_LENGTH = 100
+
+
+class _IdCache:
+    """A bounded, thread-safe map of natural keys to row ids already committed."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_ids = _IdCache()
+
+
+def forget_cached_ids() -> None:
+    """Forget every cached id: after a rollback they may name rows that were never kept."""
+    _ids.clear()
+
+
+def contact_id(route: Route, ref: ContactRef) -> int:
+    """The id of the contact ``ref`` names: cached, or found (and refreshed), or created."""
+    key = ("contact", route.organization_id, route.platform, ref)
+    cached = _ids.get(key)
+    if cached is not None:
+        return cached
+    contact = _find_contact(route, ref)
+    if contact is None:
+        Contact.insert(
+            organization=route.organization_id,
+            platform=route.platform,
+            external_id=ref.external_id,
+            phone=ref.phone,
+            username=ref.username,
+            display_name=ref.display_name,
+        ).on_conflict_ignore().execute()
+        contact = _find_contact(route, ref)
+    else:
+        _refresh_contact(contact, ref)
+    _ids.put(key, contact.id)
+    return contact.id
+
+
+def _find_contact(route: Route, ref: ContactRef) -> Contact | None:
+    """The contact ``ref`` names: by its id, or (WhatsApp) by the phone number it had."""
+    matches = Contact.external_id == ref.external_id
+    if ref.phone:
+        matches |= Contact.phone == ref.phone
+    candidates = list(
+        Contact.select()
+        .where(
+            Contact.organization == route.organization_id,
+            Contact.platform == route.platform,
+            matches,
+        )
+        .order_by(Contact.id)
+    )
+    exact = [c for c in candidates if c.external_id == ref.external_id]
+    return (exact or candidates or [None])[0]
+
+
+def _refresh_contact(contact: Contact, ref: ContactRef) -> None:
+    """Keep what the platform now says: a business-scoped id, the number, the name."""
+    changes = {}
+    if contact.external_id != ref.external_id and contact.external_id == contact.phone:
+        changes[Contact.external_id] = ref.external_id
+    # A handle given as the name (TikTok) does not undo a name from the profile.
+    handle_only = ref.display_name == ref.username
+    named = contact.display_name not in (None, contact.username)
+    for field, value in (
+        (Contact.phone, ref.phone),
+        (Contact.display_name, None if handle_only and named else ref.display_name),
+        (Contact.username, ref.username),
+    ):
+        if value and getattr(contact, field.name) != value:
+            changes[field] = value
+    if changes:
+        Contact.update(changes).where(Contact.id == contact.id).execute()
+
+
+def conversation_id(route: Route, contact_id: int, thread_id: str | None) -> int:
+    """The id of the contact's conversation on this connection, created on first sight."""
+    key = ("conversation", route.connection_id, contact_id, thread_id)
+    cached = _ids.get(key)
+    if cached is not None:
+        return cached
+    Conversation.insert(
+        organization=route.organization_id,
+        connection=route.connection_id,
+        contact=contact_id,
+        external_thread_id=thread_id,
+    ).on_conflict_ignore().execute()
+    conversation = Conversation.get(
+        Conversation.connection == route.connection_id, Conversation.contact == contact_id
+    )
+    if thread_id and conversation.external_thread_id != thread_id:
+        Conversation.update(external_thread_id=thread_id).where(
+            Conversation.id == conversation.id
+        ).execute()
+    _ids.put(key, conversation.id)
+    return conversation.id
+
+
+def touch_conversation(
+    conversation_id: int, content: str, at: datetime.datetime, inbound: bool
+) -> dict:
+    """Move the conversation's preview and clocks forward; count an unread message."""
+    row = (
+        _TOUCH[inbound]
+        .execute(id=conversation_id, preview=content[:PREVIEW_LENGTH], at=at)
+        .fetchone()
+    )
+    preview, last_message_at, last_inbound_at, unread_count = row
+    return {
+        "id": conversation_id,
+        "last_message_preview": preview,
+        "last_message_at": timestamp(_as_datetime(last_message_at)),
+        "last_inbound_at": timestamp(_as_datetime(last_inbound_at)),
+        "unread_count": unread_count,
+    }
+
+
+def _touch_query(param: Param, inbound: bool):
+    """The update :func:`touch_conversation` makes, with ``at``, ``preview`` and ``id``."""
+    at = param("at")
+    newer = Conversation.last_message_at.is_null() | (Conversation.last_message_at <= at)
+    changes = {
+        Conversation.last_message_preview: Case(
+            None, [(newer, param("preview"))], Conversation.last_message_preview
+        ),
+        Conversation.last_message_at: Case(None, [(newer, at)], Conversation.last_message_at),
+    }
+    if inbound:
+        later = Conversation.last_inbound_at.is_null() | (Conversation.last_inbound_at < at)
+        changes[Conversation.last_inbound_at] = Case(
+            None, [(later, at)], Conversation.last_inbound_at
+        )
+        changes[Conversation.unread_count] = Conversation.unread_count + SQL("1")
+    return (
+        Conversation.update(changes)
+        .where(Conversation.id == param("id"))
+        .returning(
+            Conversation.last_message_preview,
+            Conversation.last_message_at,
+            Conversation.last_inbound_at,
+            Conversation.unread_count,
+        )
+    )
+
+
+_TOUCH = {
+    inbound: Statement(lambda param, inbound=inbound: _touch_query(param, inbound))
+    for inbound in (True, False)
+}
+
+
+def _as_datetime(value):
+    """SQLite hands back RETURNING timestamps as text; PostgreSQL as datetimes."""
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value)
+    return value
