@@ -258,6 +258,15 @@ class Attachment(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+def attachments_by_message(message_ids: list[int]) -> dict[int, list[Attachment]]:
+    """The attachments of each of these messages, by message id (one query)."""
+    found: dict[int, list[Attachment]] = {}
+    if message_ids:
+        for attachment in Attachment.select().where(Attachment.message.in_(message_ids)):
+            found.setdefault(attachment.message_id, []).append(attachment)
+    return found
+
+
 class EarlyStatus(BaseModel):
     """A status webhook for an outbound message whose external id is not known yet.
 

@@ -18,7 +18,6 @@ from app.messages.notices import Notice, status_notices
 from app.messages.statuses import STATUS_COLUMNS, advance
 from app.models import Direction, EarlyStatus, Message, MessageStatus
 from app.routing import Route
-from app.serializers import message_json
 
 
 def link_external_id(route: Route, snorq_message_id: int, external_id: str):
@@ -73,9 +72,7 @@ def attach_external_id(message: Message, external_id: str, at: datetime.datetime
     updated = list(rows)
     if not updated:
         return notices
-    notices.append(
-        Notice(message.organization_id, "message:sent", {"message": message_json(updated[0])})
-    )
+    notices += status_notices(message.organization_id, updated, kind="message:sent")
     also = []
     if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
         at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at

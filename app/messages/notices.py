@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app import live
-from app.models import Message
+from app.models import Message, attachments_by_message
 from app.serializers import message_json
 
 
@@ -30,10 +30,14 @@ def publish(notices: Iterable[Notice]) -> None:
         live.publish(notice.organization_id, notice.type, notice.data)
 
 
-def status_notices(organization_id: int, messages: list[Message]) -> list[Notice]:
-    """A ``message:status`` notice for each of ``messages``."""
+def status_notices(
+    organization_id: int, messages: list[Message], kind: str = "message:status"
+) -> list[Notice]:
+    """A ``message:status`` (or ``kind``) notice for each of ``messages``, files included."""
+    files = attachments_by_message([m.id for m in messages])
     return [
-        Notice(organization_id, "message:status", {"message": message_json(m)}) for m in messages
+        Notice(organization_id, kind, {"message": message_json(m, files.get(m.id))})
+        for m in messages
     ]
 
 

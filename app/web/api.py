@@ -32,12 +32,12 @@ from app.models import (
     Direction,
     Message,
     PlatformConnection,
+    attachments_by_message,
 )
 from app.platforms import get_platform
 from app.platforms.errors import PermanentError
 from app.platforms.parsing import labelled
 from app.serializers import (
-    attachment_json,
     connection_json,
     conversation_json,
     message_json,
@@ -166,17 +166,8 @@ def list_messages(conversation_id: int):
         query = query.where(Message.id < before)
     limit = _limit(MAX_PAGE_SIZE)
     page = list(query.order_by(Message.id.desc()).limit(limit))[::-1]
-    attachments = _attachments_of([m.id for m in page])
+    attachments = attachments_by_message([m.id for m in page])
     return jsonify(messages=[message_json(m, attachments.get(m.id)) for m in page])
-
-
-def _attachments_of(message_ids: list[int]) -> dict[int, list[Attachment]]:
-    """The attachments of each of these messages, by message id."""
-    found: dict[int, list[Attachment]] = {}
-    if message_ids:
-        for attachment in Attachment.select().where(Attachment.message.in_(message_ids)):
-            found.setdefault(attachment.message_id, []).append(attachment)
-    return found
 
 
 @bp.post("/conversations/<int:conversation_id>/read")
@@ -285,10 +276,7 @@ def retry_message(message_id: int):
         abort(409, description="Only a failed reply can be sent again.")
     messages.publish(notices)
     _enqueue(send_message, message.id)
-    # The notice's copy leaves the message's files out; the page must not lose them.
-    files = _attachments_of([message.id]).get(message.id, [])
-    data = {**notices[0].data["message"], "attachments": [attachment_json(a) for a in files]}
-    return jsonify(message=data), 202
+    return jsonify(message=notices[0].data["message"]), 202
 
 
 @bp.post("/conversations/<int:conversation_id>/typing")
