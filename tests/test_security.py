@@ -440,11 +440,9 @@ def test_no_request_to_a_webhook_endpoint_makes_the_web_fail(small_client, reque
 def test_an_oauth_state_tampered_with_in_any_way_is_refused(
     client, user, edit, position, character
 ):
+    key = get_settings().secret_key
     state = oauth_state.sign(
-        get_settings().secret_key,
-        organization_id=user.organization_id,
-        user_id=user.id,
-        platform="tiktok",
+        key, organization_id=user.organization_id, user_id=user.id, platform="tiktok"
     )
     at = position % len(state)
     tampered = {
@@ -454,15 +452,27 @@ def test_an_oauth_state_tampered_with_in_any_way_is_refused(
         "truncate": state[:at],
         "append": state + character,
     }[edit]
-    if tampered == state:
+    if _same_state(key, tampered, state):
+        # Only the signature's base64 changed in bits it does not use (or gained padding):
+        # the same signed organization, staff member and single-use nonce.
         return
     with client.session_transaction() as session:
         session["user_id"] = user.id
+    attempts = ConnectAttempt.select().count()
     response = client.get(
         "/api/v1/platforms/callback/tiktok", query_string={"code": "a-code", "state": tampered}
     )
     assert response.status_code == 400
-    assert ConnectAttempt.select().count() == 0
+    assert ConnectAttempt.select().count() == attempts
+
+
+def _same_state(key: str, tampered: str, state: str) -> bool:
+    try:
+        return oauth_state.verify(key, tampered, "tiktok") == oauth_state.verify(
+            key, state, "tiktok"
+        )
+    except oauth_state.StateError:
+        return False
 
 
 # -- text from platforms and customers ----------------------------------------------------
