@@ -35,6 +35,7 @@ redis.call('PUBLISH', KEYS[3], event)
 return seq
 """
 
+
 def _channel_prefix() -> str:
     """Channels are server-wide in Redis (not per database), so they name the database."""
     database = get_redis().connection_pool.connection_kwargs.get("db", 0)
