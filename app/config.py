@@ -64,6 +64,8 @@ class Settings:
     http_timeout: float = 10.0
     send_unconfirmed_wait: int = 600
     send_give_up_after: int = 24 * 3600
+    delayed_job_grace: int = 120
+    webhook_sweep_grace: int = 300
     media_max_bytes: int = 100 * 1024 * 1024
     media_s3_bucket: str = ""
     media_s3_endpoint: str = ""
@@ -148,6 +150,8 @@ class Settings:
             http_timeout=float(_int(env, "SNORQ_HTTP_TIMEOUT", 10)),
             send_unconfirmed_wait=_int(env, "SNORQ_SEND_UNCONFIRMED_WAIT", 600),
             send_give_up_after=_int(env, "SNORQ_SEND_GIVE_UP_AFTER", 24 * 3600),
+            delayed_job_grace=_int(env, "SNORQ_DELAYED_JOB_GRACE", 120),
+            webhook_sweep_grace=_int(env, "SNORQ_WEBHOOK_SWEEP_GRACE", 300),
             media_max_bytes=_int(env, "SNORQ_MEDIA_MAX_BYTES", 100 * 1024 * 1024),
             media_s3_bucket=env.get("SNORQ_MEDIA_S3_BUCKET", ""),
             media_s3_endpoint=env.get("SNORQ_MEDIA_S3_ENDPOINT", ""),

@@ -1,6 +1,7 @@
 """What the clock enqueues, and when.
 
-Each job only enqueues work for the workers. Jobs run cron-aligned (every N
+Each job only enqueues work for the workers, or puts back on its queue work a
+worker forgot (``workers/delay_queues.py``). Jobs run cron-aligned (every N
 minutes on the minute), so every clock process fires at the same instants; a
 Redis lock per scheduled run keeps a second clock (a deploy overlap, a
 mistaken scale-up) from enqueueing the same run twice.
@@ -56,14 +57,23 @@ TOKEN_REFRESH_MINUTES = 10
 SEND_SWEEP_MINUTES = 1
 #: Minutes between two sweeps of attachments whose fetch job was lost.
 MEDIA_SWEEP_MINUTES = 5
+#: Minutes between two sweeps of webhooks whose inbound job was lost.
+WEBHOOK_SWEEP_MINUTES = 1
+#: Minutes between two rescues of delayed jobs a live worker forgot (Dramatiq #527).
+DELAYED_JOBS_MINUTES = 1
 
 
 def add_jobs(scheduler: BaseScheduler) -> None:
     """Register every periodic job on ``scheduler`` (cron-aligned, in UTC)."""
+    from workers.delay_queues import requeue_forgotten  # late: it sets up the broker
+    from workers.inbound import sweep_webhooks
     from workers.media import sweep_media
     from workers.outbound import sweep_sends
-    from workers.tokens import enqueue_due_refreshes  # late: it sets up the broker
+    from workers.tokens import enqueue_due_refreshes
 
     _every(scheduler, TOKEN_REFRESH_MINUTES, "token-refresh", enqueue_due_refreshes)
     _every(scheduler, SEND_SWEEP_MINUTES, "send-sweep", sweep_sends.send)
     _every(scheduler, MEDIA_SWEEP_MINUTES, "media-sweep", sweep_media.send)
+    _every(scheduler, WEBHOOK_SWEEP_MINUTES, "webhook-sweep", sweep_webhooks.send)
+    # Run by the clock itself: it repairs the queues a job would have to go through.
+    _every(scheduler, DELAYED_JOBS_MINUTES, "delayed-jobs", requeue_forgotten)

@@ -3,10 +3,12 @@
 import datetime
 import json
 import threading
+import time
 
 import pytest
 
 from app import live, messages, metrics
+from app.db import utcnow
 from app.models import (
     Attachment,
     ConnectionStatus,
@@ -419,6 +421,82 @@ def test_a_tiktok_echo_before_the_send_returns_leaves_one_message(client, worker
     assert "message:deleted" in [n.type for n in notices]
 
 
+def tiktok_echo(text: str, message_id: str, at: datetime.datetime) -> dict:
+    """TikTok's echo of a text the business sent, named ``message_id``, made ``at``."""
+    body = payload("tiktok", "im_send_msg")
+    content = json.loads(body["content"])
+    content.update(message_id=message_id, timestamp=millis(at))
+    content["text"]["body"] = text
+    body["content"] = json.dumps(content)
+    return body
+
+
+def unconfirmed(conversation: Conversation, text: str, *, sending: bool = False) -> Message:
+    """A reply whose send is under way (``sending``), or whose answer never came."""
+    message, _ = messages.create_outbound(conversation, user_id=None, content=text)
+    settle_by = utcnow() + datetime.timedelta(minutes=10)
+    if sending:
+        messages.mark_sending(message.id, "Sending to TikTok…", settle_by=settle_by)
+    else:
+        messages.record_unconfirmed(message.id, "TikTok never answered.", settle_by=settle_by)
+    return Message.get_by_id(message.id)
+
+
+def outbound_messages() -> list[tuple]:
+    rows = Message.select().where(Message.direction == Direction.OUTBOUND).order_by(Message.id)
+    return [(m.id, m.status, m.external_id, m.error_code) for m in rows]
+
+
+def test_a_tiktok_echo_settles_the_reply_whose_answer_was_lost(client, worker, connections):
+    deliver(client, worker, "tiktok", "im_receive_msg")
+    lost = unconfirmed(only_conversation(), "Chega amanhã 📦")
+    soon = utcnow() + datetime.timedelta(seconds=1)
+    deliver(client, worker, "tiktok", tiktok_echo("Chega amanhã 📦", "7400000000000000001", soon))
+    assert outbound_messages() == [(lost.id, MessageStatus.SENT, "7400000000000000001", None)]
+
+
+def test_a_tiktok_echo_before_the_answer_settles_the_reply_being_sent_and_the_answer_adds_nothing(
+    client, worker, connections, org
+):
+    deliver(client, worker, "tiktok", "im_receive_msg")
+    sending = unconfirmed(only_conversation(), "Chega amanhã 📦", sending=True)
+    soon = utcnow() + datetime.timedelta(seconds=1)
+    deliver(client, worker, "tiktok", tiktok_echo("Chega amanhã 📦", "7400000000000000002", soon))
+    notices = messages.record_sent(sending.id, "7400000000000000002")
+    assert outbound_messages() == [(sending.id, MessageStatus.SENT, "7400000000000000002", None)]
+    assert notices == []
+    assert "message:deleted" not in [event["type"] for event in live_events(org)]
+
+
+def test_tiktok_echoes_of_the_same_text_settle_the_unconfirmed_replies_oldest_first(
+    client, worker, connections
+):
+    deliver(client, worker, "tiktok", "im_receive_msg")
+    conversation = only_conversation()
+    first, second = (unconfirmed(conversation, "Obrigado!") for _ in range(2))
+    other = unconfirmed(conversation, "Até logo")
+    soon = utcnow() + datetime.timedelta(seconds=1)
+    deliver(client, worker, "tiktok", tiktok_echo("Obrigado!", "7400000000000000003", soon))
+    deliver(client, worker, "tiktok", tiktok_echo("Obrigado!", "7400000000000000004", soon))
+    assert outbound_messages() == [
+        (first.id, MessageStatus.SENT, "7400000000000000003", None),
+        (second.id, MessageStatus.SENT, "7400000000000000004", None),
+        (other.id, MessageStatus.PENDING, None, ErrorCode.SEND_UNCONFIRMED),
+    ]
+
+
+def test_a_tiktok_echo_made_before_the_reply_was_written_is_a_message_of_its_own(
+    client, worker, connections
+):
+    deliver(client, worker, "tiktok", "im_receive_msg")
+    earlier = utcnow() - datetime.timedelta(minutes=1)
+    reply = unconfirmed(only_conversation(), "Obrigado!")
+    deliver(client, worker, "tiktok", tiktok_echo("Obrigado!", "7400000000000000005", earlier))
+    [pending, echo] = outbound_messages()
+    assert pending == (reply.id, MessageStatus.PENDING, None, ErrorCode.SEND_UNCONFIRMED)
+    assert echo[1:] == (MessageStatus.SENT, "7400000000000000005", None)
+
+
 # -- watermarks ----------------------------------------------------------------------------
 
 
@@ -640,3 +718,51 @@ def test_a_failure_half_way_applies_nothing_and_keeps_the_body_for_the_retry(
     ingest_webhooks.fn([delivery])
     assert WebhookEvent.get().status == WebhookStatus.PROCESSED
     assert Message.select().count() == 4
+
+
+def whatsapp_delivery(delivery_id: str, external_id: str) -> list:
+    document = payload("whatsapp", "text")
+    document["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = external_id
+    return [delivery_id, "whatsapp", meta_body(document).decode(), time.time()]
+
+
+def test_a_group_whose_retry_was_lost_is_kept_whole_and_processed_by_the_sweep(
+    connections, monkeypatch
+):
+    from workers.inbound import ingest_webhooks, sweep_webhooks
+
+    group = [whatsapp_delivery(f"d-{n}", f"wamid.SWEPT{n}") for n in range(2)]
+
+    def database_gone(route, event):
+        raise ConnectionError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(messages, "record_message", database_gone)
+        with pytest.raises(ConnectionError):
+            ingest_webhooks.fn(group)
+    kept = WebhookEvent.select().order_by(WebhookEvent.delivery_id)
+    assert [(w.delivery_id, w.status) for w in kept] == [
+        ("d-0", WebhookStatus.RECEIVED),
+        ("d-1", WebhookStatus.RECEIVED),
+    ]
+    # The job's retry was lost (Redis was down): the sweep takes them up once they are late.
+    sweep_webhooks.fn()
+    assert not Message.select().exists()
+    WebhookEvent.update(received_at=utcnow() - datetime.timedelta(minutes=6)).execute()
+    sweep_webhooks.fn()
+    assert {w.status for w in WebhookEvent.select()} == {WebhookStatus.PROCESSED}
+    assert sorted(m.external_id for m in Message.select()) == ["wamid.SWEPT0", "wamid.SWEPT1"]
+
+
+def test_a_webhook_received_over_a_day_ago_is_left_to_replay(connections):
+    from workers.inbound import sweep_webhooks
+
+    delivery_id, platform, body, _ = whatsapp_delivery("d-old", "wamid.OLD")
+    WebhookEvent.create(
+        delivery_id=delivery_id,
+        platform=platform,
+        body=body.encode(),
+        received_at=utcnow() - datetime.timedelta(hours=25),
+    )
+    sweep_webhooks.fn()
+    assert WebhookEvent.get().status == WebhookStatus.RECEIVED

@@ -1,12 +1,14 @@
 """The send actor: retries, Retry-After, token refresh, unconfirmed sends, events, audit."""
 
+import datetime
 import time
 
 import pytest
 import requests
 import responses
 
-from app import live
+from app import live, messages
+from app.db import utcnow
 from app.models import AuditLog, ConnectionStatus, MessageStatus
 from app.platforms.errors import ErrorCode
 from tests.platform_fakes import (
@@ -264,3 +266,32 @@ def test_a_reply_being_sent_is_marked_unconfirmed_until_the_platform_answers(thr
     )
     after = reload(message)
     assert (after.status, after.error_code) == (MessageStatus.SENT, None)
+
+
+def test_only_the_same_jobs_retry_takes_a_claim_still_leased(thread, user):
+    message = reply(thread, user)
+
+    def claim(holder: str, *earlier: str) -> bool:
+        claimed = messages.claim_send(message.id, outbound.LEASE, holder=holder, earlier=earlier)
+        return claimed is not None
+
+    assert claim("job-a/0")
+    assert not claim("job-a/0"), "a second copy of the same attempt"
+    assert not claim("job-b/0"), "another job"
+    assert not claim("job-b/1", "job-b/0"), "another job's retry"
+    assert claim("job-a/1", "job-a/0"), "the retry of the attempt holding it"
+    assert not claim("job-a/1", "job-a/0"), "a second copy of that retry"
+    assert not claim("job-a/2", "job-a/0"), "a retry, though a later attempt holds it"
+    assert claim("job-a/2", "job-a/0", "job-a/1")
+
+
+def test_a_retry_never_takes_a_reply_its_attempt_may_have_sent(thread, user):
+    message = reply(thread, user)
+    messages.claim_send(message.id, outbound.LEASE, holder="job-a/0")
+    settle_by = utcnow() + datetime.timedelta(minutes=10)
+    messages.mark_sending(message.id, "Sending to WhatsApp…", settle_by=settle_by)
+
+    assert (
+        messages.claim_send(message.id, outbound.LEASE, holder="job-a/1", earlier=["job-a/0"])
+        is None
+    )

@@ -142,11 +142,12 @@ def test_a_reply_pending_for_a_day_fails_with_a_reason(thread, user):
     assert queued_sends() == []
 
 
-def test_the_clock_sweeps_every_minute():
+@pytest.mark.parametrize("sweep", ["send-sweep", "webhook-sweep"])
+def test_the_clock_sweeps_every_minute(sweep):
     from scheduler.jobs import add_jobs
 
     scheduler = BackgroundScheduler(timezone="UTC")
     add_jobs(scheduler)
 
-    job = scheduler.get_job("send-sweep")
+    job = scheduler.get_job(sweep)
     assert str(job.trigger) == "cron[minute='*/1']"

@@ -8,9 +8,13 @@ in-process store of the embedded mode).
 
 from __future__ import annotations
 
+import logging
+import time
+
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import CurrentMessage, Middleware
+from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
 from app.config import get_settings
 from app.db import database, init_database
@@ -31,6 +35,49 @@ MAINTENANCE_CHANCE = 50_000
 #: The seed's retry policy: exponential backoff from 1 s, capped at 30 s.
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 30_000
+#: Seconds between two tries at enqueueing a retry while Redis is unreachable.
+ENQUEUE_RETRY_DELAY = 1
+
+log = logging.getLogger(__name__)
+
+
+class DurableRetries(Retries):
+    """Dramatiq's retries, except that a retry is enqueued even across a Redis outage.
+
+    Dramatiq only logs a retry it could not enqueue (``Broker.emit_after`` swallows
+    the error) and then acknowledges the job: gone, and an inbound job's webhooks with
+    it when the database was unreachable too. This keeps trying until Redis answers,
+    as Dramatiq itself does for the acknowledgement that follows
+    (``ConsumerThread.post_process_message``): the job stays in the worker's ack set
+    meanwhile, so a worker that dies while waiting has it redelivered.
+    """
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        options = dict(message.options)
+        while True:
+            try:
+                return super().after_process_message(
+                    broker, message, result=result, exception=exception
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                # The job is over: its time limit must not interrupt the wait for Redis.
+                _end_time_limit(broker, message)
+                log.warning(
+                    "Could not enqueue the retry of %s (%s); trying again in %d s",
+                    message.message_id,
+                    type(error).__name__,
+                    ENQUEUE_RETRY_DELAY,
+                )
+                # The next try counts this retry once, as the first would have.
+                message.options.clear()
+                message.options.update(options)
+                time.sleep(ENQUEUE_RETRY_DELAY)
+
+
+def _end_time_limit(broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+    for middleware in broker.middleware:
+        if isinstance(middleware, TimeLimit):
+            middleware.after_process_message(broker, message)
 
 
 class DatabaseConnection(Middleware):
@@ -46,16 +93,16 @@ class DatabaseConnection(Middleware):
 
 
 def make_broker() -> RedisBroker:
+    retries = DurableRetries(min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS, max_retries=3)
     broker = RedisBroker(
         client=get_redis(),
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,
+        middleware=[
+            retries if kind is Retries else kind()
+            for kind in dramatiq.middleware.default_middleware
+        ],
     )
-    for middleware in broker.middleware:
-        if isinstance(middleware, dramatiq.middleware.Retries):
-            middleware.min_backoff = MIN_BACKOFF_MS
-            middleware.max_backoff = MAX_BACKOFF_MS
-            middleware.max_retries = 3
     broker.add_middleware(DatabaseConnection())
     # Actors read their own message (the send actor: how often it was retried).
     broker.add_middleware(CurrentMessage())

@@ -3,9 +3,11 @@
 A job carries a group of deliveries (see ``app/web/intake.py``). Each body is
 applied in one transaction that also stores it, exactly as received, with the
 outcome: one commit per webhook. If anything fails the body is stored on its
-own before the job is retried, so nothing is lost; a body the adapter cannot
-parse is kept with its error and never retried. Running a job twice changes
-nothing: bodies are keyed by delivery id and every event is applied idempotently.
+own (RECEIVED) before the job is retried, so nothing is lost: should the retry be
+lost too, the clock's sweep processes the body again (:func:`sweep_webhooks`). A
+body the adapter cannot parse is kept with its error and never retried. Running a
+job twice changes nothing: bodies are keyed by delivery id and every event is
+applied idempotently.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dramatiq
 from redis import RedisError
 
 from app import connections, messages, metrics, routing
+from app.config import get_settings
 from app.db import utcnow
 from app.messages import Notice
 from app.models import PlatformConnection, WebhookEvent, WebhookStatus
@@ -32,26 +35,36 @@ from app.platforms.events import (
 )
 from app.statements import Statement
 from workers import media
-from workers.broker import INBOUND
+from workers.broker import INBOUND, MAINTENANCE
 
 log = logging.getLogger(__name__)
+
+#: A webhook still RECEIVED this long after it arrived is left to `snorq replay`.
+SWEEP_GIVE_UP = datetime.timedelta(hours=24)
+#: The most webhooks one sweep processes (the oldest first).
+SWEEP_BATCH = 500
 
 
 @dramatiq.actor(queue_name=INBOUND, max_retries=20, max_backoff=300_000, time_limit=120_000)
 def ingest_webhooks(deliveries: list[list]) -> None:
     """Process ``[delivery_id, platform, body, received_at]`` deliveries, in order."""
-    for delivery_id, platform, body, received_at in deliveries:
-        webhook = WebhookEvent(
+    webhooks = [
+        WebhookEvent(
             delivery_id=delivery_id,
             platform=platform,
             body=body.encode("utf-8", "surrogateescape"),
             received_at=_naive_utc(received_at),
         )
+        for delivery_id, platform, body, received_at in deliveries
+    ]
+    for number, webhook in enumerate(webhooks):
         try:
             process(webhook)
         except Exception:
-            # Whatever failed, the body stays: for the retry, the sweep and `snorq replay`.
-            WebhookEvent.insert(**webhook.__data__).on_conflict_ignore().execute()
+            # Whatever failed, this body and the rest of the group stay: for the retry,
+            # the sweep and `snorq replay`.
+            rows = [rest.__data__ for rest in webhooks[number:]]
+            WebhookEvent.insert_many(rows).on_conflict_ignore().execute()
             raise
 
 
@@ -83,6 +96,41 @@ def process(webhook: WebhookEvent) -> None:
         )
     media.after_ingest(notices)
     _report(webhook, error, unknown)
+
+
+@dramatiq.actor(queue_name=MAINTENANCE, max_retries=0, time_limit=600_000)
+def sweep_webhooks() -> None:
+    """Process the webhooks left RECEIVED again (the clock queues this every minute).
+
+    A body is stored RECEIVED only when an attempt failed; its job's retry normally
+    processes it. This takes up the webhooks whose retry never came: it could not be
+    enqueued (Redis was down), or the job ran out of retries. A body that keeps failing
+    is tried at every sweep, for a day.
+    """
+    now = utcnow()
+    grace = datetime.timedelta(seconds=get_settings().webhook_sweep_grace)
+    stuck = list(
+        WebhookEvent.select()
+        .where(
+            WebhookEvent.status == WebhookStatus.RECEIVED,
+            WebhookEvent.received_at <= now - grace,
+            WebhookEvent.received_at > now - SWEEP_GIVE_UP,
+        )
+        .order_by(WebhookEvent.received_at)
+        .limit(SWEEP_BATCH)
+    )
+    processed = 0
+    for webhook in stuck:
+        try:
+            process(webhook)
+        except Exception as error:
+            log.warning(
+                "Webhook %s is still not processed (%s)", webhook.delivery_id, type(error).__name__
+            )
+        else:
+            processed += 1
+    if processed:
+        log.warning("Processed %d webhook(s) whose job was lost", processed)
 
 
 def _parse(webhook: WebhookEvent) -> tuple[list[Event], str | None]:

@@ -2,7 +2,8 @@
 
 One job sends one PENDING reply, in this order:
 
-1. claim it for a short lease, so two copies of the job never both send it;
+1. claim it for a short lease, so two copies of the job never both send it (the
+   job's own retry may take the claim its broken attempt left behind);
 2. check the connection, the messaging window and the reply itself: FAILED at once,
    with a reason staff can act on, when one of them says no;
 3. mark the send unconfirmed (from here on it may reach the platform) and take a
@@ -19,7 +20,9 @@ One job sends one PENDING reply, in this order:
      repeated: the reply stays unconfirmed until a status or echo webhook settles
      it, or the sweep fails it (README, "Sending replies");
    - AuthError(TOKEN_EXPIRED): one refresh (``workers/tokens.py``), one more try;
-   - anything else: FAILED at once.
+   - any other PlatformError: FAILED at once;
+   - an error that is not the platform's (SNORQ's database or Redis unreachable):
+     Dramatiq retries the job, at most ``OUTAGE_RETRIES`` times.
 
 The mark of step 3 is what makes a worker that dies in the middle of a platform
 call safe: an unconfirmed send is never claimed again, so the sweep fails it instead
@@ -61,8 +64,13 @@ log = logging.getLogger(__name__)
 #: How long a claim keeps other copies of a job away: longer than the checks before
 #: the platform call (the call itself is covered by the unconfirmed mark).
 LEASE = datetime.timedelta(seconds=60)
-#: Retries after the first attempt (the seed's policy; the broker's Retries agree).
+#: Retries after the first attempt when the platform fails (the seed's policy), counted
+#: over all of the job's attempts.
 MAX_RETRIES = 3
+#: Retries of an attempt that SNORQ's own database or Redis broke (Dramatiq's backoff,
+#: 1 s doubling to 30 s: about three minutes), so the job outlasts a short outage
+#: instead of leaving the reply to the sweep.
+OUTAGE_RETRIES = 10
 #: A send idle this long (created, deferred or claimed, and no job took it up) lost
 #: its job: the sweep queues it again.
 SWEEP_GRACE = datetime.timedelta(minutes=2)
@@ -92,10 +100,11 @@ class Thread:
 # -- replies --------------------------------------------------------------------------
 
 
-@dramatiq.actor(queue_name=OUTBOUND, max_retries=MAX_RETRIES, time_limit=120_000)
+@dramatiq.actor(queue_name=OUTBOUND, max_retries=OUTAGE_RETRIES, time_limit=120_000)
 def send_message(message_id: int) -> None:
     """Send one staff reply; running it twice sends it once (only the claim holder sends)."""
-    message = messages.claim_send(message_id, LEASE)
+    holder, earlier = claim_names()
+    message = messages.claim_send(message_id, LEASE, holder=holder, earlier=earlier)
     if message is None:
         return
     thread = load_thread(message.conversation_id)
@@ -264,6 +273,19 @@ def retries_so_far() -> int:
     """How often Dramatiq has retried the running job (0 on its first run)."""
     current = CurrentMessage.get_current_message()
     return 0 if current is None else current.options.get("retries", 0)
+
+
+def claim_names() -> tuple[str | None, list[str]]:
+    """The running attempt's name for a claim, and the names of its job's earlier attempts.
+
+    A Dramatiq message keeps its id across its retries, and counts them: the name
+    ``<message id>/<retries>`` is one attempt's. Outside a worker there is none.
+    """
+    current = CurrentMessage.get_current_message()
+    if current is None:
+        return None, []
+    retries = current.options.get("retries", 0)
+    return f"{current.message_id}/{retries}", [f"{current.message_id}/{n}" for n in range(retries)]
 
 
 def retry_delay_ms(retries: int, retry_after: float | None) -> int:

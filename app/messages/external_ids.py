@@ -1,7 +1,8 @@
 """A platform's id for SNORQ's own send, and the statuses that arrived before it.
 
 A send learns its external id from the platform's answer or from its echo,
-whichever comes first. Statuses for an id no message has yet are kept as early
+whichever comes first (an echo names the send, or, on TikTok, matches it:
+:func:`settle_by_echo`). Statuses for an id no message has yet are kept as early
 statuses (:func:`app.messages.receipts.apply_status`) and applied here, in
 order, once a message takes that id.
 """
@@ -17,6 +18,8 @@ from app.db import database, is_postgres, utcnow
 from app.messages.notices import Notice, status_notices
 from app.messages.statuses import STATUS_COLUMNS, advance
 from app.models import Direction, EarlyStatus, Message, MessageStatus
+from app.platforms.errors import ErrorCode
+from app.platforms.events import MessageEvent
 from app.routing import Route
 
 
@@ -52,6 +55,60 @@ def attach_external_id(message: Message, external_id: str, at: datetime.datetime
                 {"id": twin.id, "conversation_id": twin.conversation_id},
             )
         )
+    updated = _take_external_id(Message.id == message.id, external_id, at)
+    if not updated:
+        return notices
+    notices += status_notices(message.organization_id, updated, kind="message:sent")
+    also = []
+    if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
+        at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
+        also.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
+    return notices + apply_early_statuses(message, external_id, also)
+
+
+def settle_by_echo(route: Route, conversation_id: int, event: MessageEvent) -> list[Notice] | None:
+    """Settle the unconfirmed reply an echo naming no SNORQ message is the echo of.
+
+    TikTok's send takes no reference SNORQ could get back, so its ``im_send_msg`` echo
+    names no SNORQ message. When the send's answer was lost, or has not come yet, the
+    reply waits unconfirmed (PENDING, SEND_UNCONFIRMED: marked before the call, kept
+    when no answer came) and the echo is the only word that it went out. The echo is
+    that reply's when it is in the same conversation, with the same text, and was made
+    after the reply was written and before the reply's wait for a webhook ends
+    (``send_lease_until``); of several such replies (the same text sent twice), the
+    oldest takes it, and the next echo the next one. A send from the platform's own
+    app with the same text at the same moment would be taken for it: the reply is then
+    shown SENT though SNORQ's copy may not have gone out, which beats failing, as "may
+    have been delivered", a reply that was.
+
+    Returns:
+      The notices of the settled reply; None when the echo is no unconfirmed reply's.
+    """
+    unconfirmed = (
+        (Message.connection == route.connection_id)
+        & (Message.conversation == conversation_id)
+        & (Message.direction == Direction.OUTBOUND)
+        & (Message.status == MessageStatus.PENDING)
+        & (Message.error_code == ErrorCode.SEND_UNCONFIRMED)
+        & Message.external_id.is_null()
+        & (Message.content == event.content)
+        & (Message.created_at <= event.timestamp)
+        & (Message.send_lease_until >= event.timestamp)
+    )
+    candidates = Message.select().where(unconfirmed).order_by(Message.created_at, Message.id)
+    for reply in list(candidates):
+        # Checked again as it is taken: another worker may have settled it meanwhile.
+        updated = _take_external_id(
+            (Message.id == reply.id) & unconfirmed, event.external_id, event.timestamp
+        )
+        if updated:
+            notices = status_notices(reply.organization_id, updated, kind="message:sent")
+            return notices + apply_early_statuses(reply, event.external_id)
+    return None
+
+
+def _take_external_id(which, external_id: str, at: datetime.datetime) -> list[Message]:
+    """Record SENT with the platform's id on the message ``which`` names, if it has none."""
     rows = (
         Message.update(
             status=Case(
@@ -65,19 +122,11 @@ def attach_external_id(message: Message, external_id: str, at: datetime.datetime
             error_message=None,
             send_lease_until=None,
         )
-        .where(Message.id == message.id, Message.external_id.is_null())
+        .where(which, Message.external_id.is_null())
         .returning(Message)
         .execute()
     )
-    updated = list(rows)
-    if not updated:
-        return notices
-    notices += status_notices(message.organization_id, updated, kind="message:sent")
-    also = []
-    if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
-        at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
-        also.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
-    return notices + apply_early_statuses(message, external_id, also)
+    return list(rows)
 
 
 def apply_early_statuses(message: Message, external_id: str, also=()) -> list[Notice]:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from app.db import database, utcnow
 from app.messages import threads
-from app.messages.external_ids import apply_early_statuses, link_external_id
+from app.messages.external_ids import apply_early_statuses, link_external_id, settle_by_echo
 from app.messages.notices import Notice
 from app.models import Attachment, ContentType, Direction, Message, MessageStatus
 from app.platforms.events import MediaRef, MessageEvent
@@ -72,6 +72,11 @@ def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
             return notices
     contact_id = threads.contact_id(route, event.contact)
     conversation_id = threads.conversation_id(route, contact_id, event.thread_id)
+    if event.snorq_message_id is None:
+        # TikTok names no SNORQ message: the echo may still be an unconfirmed reply's.
+        notices = settle_by_echo(route, conversation_id, event)
+        if notices is not None:
+            return notices
     message = _insert_message(
         route, conversation_id, event, status=MessageStatus.SENT, sent_at=event.timestamp
     )

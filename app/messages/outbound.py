@@ -8,6 +8,7 @@ is never claimed again (it may have been delivered).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 from app.db import database, utcnow
 from app.messages import threads
@@ -73,23 +74,43 @@ def create_outbound(
         ]
 
 
-def claim_send(message_id: int, lease: datetime.timedelta) -> Message | None:
+def claim_send(
+    message_id: int,
+    lease: datetime.timedelta,
+    *,
+    holder: str | None = None,
+    earlier: Sequence[str] = (),
+) -> Message | None:
     """Take the right to send a PENDING message for ``lease``; None if someone else has it.
+
+    A claim is free once its lease has run out, or when it is held by one of the
+    ``earlier`` attempts of the caller's own job: an attempt that broke after claiming
+    (the database went away) could not give it back, and its retry only runs once it
+    has ended, so the retry never sends alongside it. A second copy of the same attempt
+    (``holder``) finds the claim taken.
 
     A message whose send went unanswered (SEND_UNCONFIRMED) is never claimed again:
     it may have been delivered, and sending it twice is worse than failing it.
+
+    Parameters:
+      holder: The attempt taking the claim (recorded with it).
+      earlier: The attempts of the same job before this one.
     """
     now = utcnow()
+    free = Message.send_lease_until.is_null() | (Message.send_lease_until < now)
+    if earlier:
+        free |= Message.send_claim.in_(list(earlier))
     rows = (
         Message.update(
             send_lease_until=now + lease,
+            send_claim=holder,
             send_after=None,
             send_attempts=Message.send_attempts + 1,
         )
         .where(
             Message.id == message_id,
             Message.status == MessageStatus.PENDING,
-            Message.send_lease_until.is_null() | (Message.send_lease_until < now),
+            free,
             Message.error_code.is_null() | (Message.error_code != ErrorCode.SEND_UNCONFIRMED),
         )
         .returning(Message)

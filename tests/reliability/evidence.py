@@ -182,7 +182,10 @@ class Reply:
 
     @property
     def orphaned(self) -> bool:
-        """Claimed by an attempt that ended without a word: no job will take it before the sweep."""
+        """Claimed, and no word yet of how the attempt went.
+
+        If the attempt broke, the job's retry takes the claim again, or else the sweep.
+        """
         return (
             self.status == "PENDING"
             and self.error_code is None
