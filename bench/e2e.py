@@ -2,7 +2,9 @@
 
     python bench/e2e.py [--rate 50] [--seconds 20]
 
-Runs the Procfile's web and worker on scratch PostgreSQL and Redis, signs a staff
+Runs twice: the Procfile's web and worker on scratch PostgreSQL and Redis, then the
+embedded default (``snorq run``: one process on SQLite and an in-process queue, in a
+scratch instance folder). Each time it signs a staff
 member in through the login form and opens the inbox's websocket (/ws) as the page
 does. Then it posts signed WhatsApp webhooks at a steady rate, each a new message,
 and times each from just before its POST to the moment its ``new:message`` event
@@ -14,6 +16,7 @@ and their workers) and keeps the peak.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -32,7 +36,7 @@ from simple_websocket import Client, ConnectionClosed
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, print_table
-from tests.processes import Service, stack
+from tests.processes import Service, Stack, stack, stack_env
 
 ACCOUNT = "106540352242922"
 STAFF, PASSWORD = "bench@acme.test", "bench-password-1"
@@ -137,9 +141,38 @@ def offer(base_url: str, secret: str, rate: int, seconds: int) -> dict[str, floa
     return posted
 
 
-def run(rate: int, seconds: int) -> dict:
-    # The Procfile's defaults, not the lighter settings of the test stacks.
-    with stack(WORKER_PROCESSES="2", WEB_THREADS="32") as deployment:
+@contextlib.contextmanager
+def embedded() -> Iterator[Stack]:
+    """``snorq run``'s environment in a scratch instance folder (it makes its own keys)."""
+    logs = Path(tempfile.mkdtemp(prefix="snorq-embedded-"))
+    env = stack_env("", "", logs / "instance")
+    for production_only in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SNORQ_ENCRYPTION_KEYS"):
+        del env[production_only]
+    deployment = Stack(env, logs)
+    deployment.run("migrate")
+    try:
+        yield deployment
+    finally:
+        deployment.stop_all()
+
+
+#: The processes each way of running SNORQ takes, by name: the Procfile's defaults (not
+#: the lighter settings of the test stacks), or `snorq run` alone.
+MODES = {
+    "postgres": (
+        lambda: stack(WORKER_PROCESSES="2", WEB_THREADS="32"),
+        {"web": None, "worker": None},
+    ),
+    "embedded": (
+        embedded,
+        {"web": "snorq run --host 127.0.0.1 --port ${PORT}"},
+    ),
+}
+
+
+def run(rate: int, seconds: int, mode: str) -> dict:
+    deploy, processes = MODES[mode]
+    with deploy() as deployment:
         organization = deployment.run("create-org", "Bench")
         deployment.run(
             "create-user", "--org", organization, "--email", STAFF, "--password", PASSWORD
@@ -155,7 +188,7 @@ def run(rate: int, seconds: int) -> dict:
             "--access-token",
             "bench-token",
         )
-        services = {"web": deployment.start("web"), "worker": deployment.start("worker")}
+        services = {kind: deployment.start(kind, command) for kind, command in processes.items()}
         time.sleep(3)
         arrived: dict[str, float] = {}
         peaks: dict[str, float] = {}
@@ -177,6 +210,7 @@ def run(rate: int, seconds: int) -> dict:
             thread.join(10)
     latencies = sorted((arrived[w] - posted[w]) * 1000 for w in posted if w in arrived)
     return {
+        "mode": mode,
         "rate": rate,
         "posted": len(posted),
         "arrived": len(latencies),
@@ -193,19 +227,27 @@ def main() -> dict:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TMPDIR", tempfile.gettempdir())
-    figures = run(args.rate, args.seconds)
+    figures = {mode: run(args.rate, args.seconds, mode) for mode in MODES}
     (RESULTS / "e2e.json").write_text(json.dumps(figures, indent=2))
-    peaks = figures["peak_rss_mib"]
+    deployed, alone = figures["postgres"], figures["embedded"]
     print_table(
-        f"Webhook POST → websocket event ({args.rate} webhooks/s for {args.seconds} s, "
-        "web and worker as in the Procfile, PostgreSQL + Redis)",
+        f"Webhook POST → websocket event ({args.rate} webhooks/s for {args.seconds} s)",
         [
-            ("figure", "value"),
-            ("events received", f"{figures['arrived']}/{figures['posted']}"),
-            ("latency p50", f"{figures['p50_ms']:.1f} ms"),
-            ("latency p99", f"{figures['p99_ms']:.1f} ms"),
-            ("peak memory, web (all gunicorn processes)", f"{peaks.get('web', 0):.0f} MiB"),
-            ("peak memory, worker (all Dramatiq processes)", f"{peaks.get('worker', 0):.0f} MiB"),
+            ("figure", "Procfile web + worker, PostgreSQL + Redis", "embedded `snorq run`"),
+            *[
+                (name, show(deployed), show(alone))
+                for name, show in (
+                    ("events received", lambda f: f"{f['arrived']}/{f['posted']}"),
+                    ("latency p50", lambda f: f"{f['p50_ms']:.1f} ms"),
+                    ("latency p99", lambda f: f"{f['p99_ms']:.1f} ms"),
+                )
+            ],
+            (
+                "peak memory (all processes)",
+                " + ".join(f"{deployed['peak_rss_mib'][k]:.0f}" for k in ("web", "worker"))
+                + " MiB (web + worker)",
+                f"{alone['peak_rss_mib']['web']:.0f} MiB",
+            ),
         ],
     )
     return figures
