@@ -318,3 +318,14 @@ def test_typing_shows_on_messenger_and_is_a_no_op_on_tiktok(client, api_headers,
         "recipient": {"id": "24012345678901234"},
         "sender_action": "typing_on",
     }
+
+
+def test_a_template_language_may_come_as_the_graph_api_writes_it(client, api_headers, threads):
+    template = {"name": "order_update", "language": {"code": "pt_BR"}}
+
+    response = post_reply(client, api_headers, threads["whatsapp"], template=template)
+
+    stored = Message.get_by_id(response.get_json()["message"]["id"])
+    assert stored.payload == {
+        "template": {"name": "order_update", "language": "pt_BR", "components": []}
+    }

@@ -294,10 +294,15 @@ def _read_receipt(external_id: str) -> dict:
 
 
 def _checked_template(template: object) -> dict:
-    """A template as the API takes it: ``{"name", "language": "en_US", "components": [...]}``."""
+    """A template as the API takes it: ``{"name", "language": "en_US", "components": [...]}``.
+
+    The language may also come as the Graph API writes it, ``{"code": "en_US"}``.
+    """
     if not isinstance(template, Mapping):
         raise invalid_reply("template must be an object with name, language and components.")
     name, language = template.get("name"), template.get("language")
+    if isinstance(language, Mapping):
+        language = language.get("code")
     components = template.get("components", [])
     if not isinstance(name, str) or not name.strip():
         raise invalid_reply("template.name must be the name of an approved template.")
