@@ -72,6 +72,8 @@ class Settings:
     media_s3_region: str = ""
     clock_run_at_start: bool = False
     proxy_count: int = 0
+    metrics_token: str = ""
+    worker_metrics_port: int = 9191
 
     @property
     def production(self) -> bool:
@@ -158,6 +160,8 @@ class Settings:
             media_s3_region=env.get("SNORQ_MEDIA_S3_REGION", ""),
             clock_run_at_start=_flag(env, "SNORQ_CLOCK_RUN_AT_START"),
             proxy_count=_int(env, "SNORQ_PROXY_COUNT", 0),
+            metrics_token=env.get("SNORQ_METRICS_TOKEN", "").strip(),
+            worker_metrics_port=_int(env, "SNORQ_WORKER_METRICS_PORT", 9191),
         )
 
 

@@ -10,6 +10,7 @@ import datetime
 
 from peewee import Select
 
+from app import metrics
 from app.db import database, utcnow
 from app.messages import Notice
 from app.models import ConnectionStatus, PlatformConnection
@@ -111,6 +112,8 @@ def mark_needs_reauth(connection_id: int, reason: str) -> list[Notice]:
             .returning(PlatformConnection)
             .execute()
         )
+    for connection in rows:
+        metrics.REAUTHORIZATIONS.labels(connection.platform).inc()
     return [_status_notice(connection) for connection in rows]
 
 

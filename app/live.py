@@ -82,6 +82,15 @@ def latest_seq(organization_id: int) -> int:
     return int(get_redis().get(_keys(organization_id)[0]) or 0)
 
 
+def ping() -> None:
+    """Publish on a channel beside the organizations' (no page listens to it).
+
+    Raises:
+      redis.RedisError: live events cannot go out now.
+    """
+    get_redis().publish(_channel_prefix().removesuffix("live:") + "ready", b"")
+
+
 class Hub:
     """Fans the organization channels out to the subscribers of one web process.
 
@@ -93,6 +102,13 @@ class Hub:
         self._lock = threading.Lock()
         self._queues: dict[int, set[queue.Queue]] = defaultdict(set)
         self._thread: threading.Thread | None = None
+        #: Whether the subscription is up (False while it reconnects).
+        self.listening = False
+
+    @property
+    def started(self) -> bool:
+        """Whether a page ever subscribed in this process (the subscription is lazy)."""
+        return self._thread is not None
 
     @contextmanager
     def subscription(self, organization_id: int) -> Iterator[queue.Queue]:
@@ -123,12 +139,14 @@ class Hub:
     def _listen(self) -> None:
         pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
         pubsub.psubscribe(f"{_channel_prefix()}*")
+        self.listening = True
         try:
             while True:
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self._deliver(message["channel"], message["data"])
         finally:
+            self.listening = False
             pubsub.close()
 
     def _deliver(self, channel: bytes, data: bytes) -> None:

@@ -162,6 +162,7 @@ PUBLIC = {
     "live_socket.live_events": "the websocket (test_live_socket: its organization only)",
     "health.healthz": "no data",
     "health.readyz": "no data",
+    "metrics.scrape": "counts without ids or text; SNORQ_METRICS_TOKEN (test_metrics)",
     "inbox.login": "signing in",
     "inbox.logout": "signing out",
     "static": "files of the app itself",

@@ -20,6 +20,7 @@ from app.config import get_settings
 from app.db import database, init_database
 from app.logs import install_redaction
 from app.redis_client import get_redis
+from workers.exporter import JobMetrics
 
 #: Separate queues so bulk work never starves ingest.
 INBOUND, OUTBOUND, MEDIA, MAINTENANCE = "inbound", "outbound", "media", "maintenance"
@@ -106,6 +107,7 @@ def make_broker() -> RedisBroker:
     broker.add_middleware(DatabaseConnection())
     # Actors read their own message (the send actor: how often it was retried).
     broker.add_middleware(CurrentMessage())
+    broker.add_middleware(JobMetrics())
     for queue_name in QUEUES:
         broker.declare_queue(queue_name)
     return broker

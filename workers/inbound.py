@@ -60,6 +60,7 @@ def ingest_webhooks(deliveries: list[list]) -> None:
     for number, webhook in enumerate(webhooks):
         try:
             process(webhook)
+            _observe_lag(webhook)
         except Exception:
             # Whatever failed, this body and the rest of the group stay: for the retry,
             # the sweep and `snorq replay`.
@@ -123,6 +124,7 @@ def sweep_webhooks() -> None:
     for webhook in stuck:
         try:
             process(webhook)
+            _observe_lag(webhook)
         except Exception as error:
             log.warning(
                 "Webhook %s is still not processed (%s)", webhook.delivery_id, type(error).__name__
@@ -131,6 +133,12 @@ def sweep_webhooks() -> None:
             processed += 1
     if processed:
         log.warning("Processed %d webhook(s) whose job was lost", processed)
+
+
+def _observe_lag(webhook: WebhookEvent) -> None:
+    """Count how long the webhook took from the web process to a commit (not for replays)."""
+    lag = (utcnow() - webhook.received_at).total_seconds()
+    metrics.INGEST_LAG_SECONDS.labels(webhook.platform).observe(max(0.0, lag))
 
 
 def _parse(webhook: WebhookEvent) -> tuple[list[Event], str | None]:
@@ -185,7 +193,7 @@ _SAVE = Statement(
 def _report(webhook: WebhookEvent, error: str | None, unknown: set[str]) -> None:
     """Count and log what went wrong (never the body: it may hold customer text)."""
     if unknown:
-        metrics.count(f"webhook_unknown_account:{webhook.platform}")
+        metrics.WEBHOOKS_UNPROCESSED.labels(webhook.platform, "unknown_account").inc()
         log.warning(
             "Webhook %s names %s account(s) no connection has: %s; their events were not stored",
             webhook.delivery_id,
@@ -193,7 +201,7 @@ def _report(webhook: WebhookEvent, error: str | None, unknown: set[str]) -> None
             ", ".join(sorted(unknown)),
         )
     elif error:
-        metrics.count(f"webhook_parse_errors:{webhook.platform}")
+        metrics.WEBHOOKS_UNPROCESSED.labels(webhook.platform, "parse_error").inc()
         log.warning(
             "Webhook %s from %s was not processed: %s", webhook.delivery_id, webhook.platform, error
         )
@@ -211,7 +219,7 @@ def _changes(route: routing.Route, event: Event, received_at: datetime.datetime)
             return _revoke(route, event, received_at)
         case PlatformNotice():
             # The code says what happened; the platform's text stays in the stored body.
-            metrics.count(f"platform_notices:{route.platform}")
+            metrics.PLATFORM_NOTICES.labels(route.platform).inc()
             log.warning(
                 "%s reported error %s for account %s", route.platform, event.code, event.account_id
             )

@@ -41,7 +41,7 @@ from dramatiq import Retry
 from dramatiq.middleware import CurrentMessage
 from redis import RedisError
 
-from app import attachments, audit, messages
+from app import attachments, audit, messages, metrics
 from app.config import get_settings
 from app.db import utcnow
 from app.models import (
@@ -113,7 +113,7 @@ def send_message(message_id: int) -> None:
     except TemporaryError as error:
         _temporary_failure(message, thread, error)
     except PlatformError as error:
-        _fail(message, error)
+        _fail(message, thread, error)
 
 
 def _send(message: Message, thread: Thread) -> None:
@@ -212,6 +212,7 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
         messages.defer_send(message.id, utcnow())
         raise
     if wait:
+        metrics.RATE_LIMIT_WAIT_SECONDS.labels(thread.connection.platform, "reply").observe(wait)
         _wait_for_token(message.id, wait)
         return
     try:
@@ -220,6 +221,7 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
         _audit(thread, "send", message, ok=False, detail=audit.outcome(error))
         raise
     _audit(thread, "send", message, ok=True, detail=f"sent as {external_id}")
+    _count_send(thread, "sent")
     messages.publish(messages.record_sent(message.id, external_id))
 
 
@@ -250,11 +252,13 @@ def _temporary_failure(message: Message, thread: Thread, error: TemporaryError) 
             f"again by itself. Check the conversation on {title} before retrying."
         )
         messages.publish(messages.record_unconfirmed(message.id, reason, settle_by=_settle_by()))
+        _count_send(thread, "unconfirmed", error.code)
         return
     retries = retries_so_far()
     if retries >= MAX_RETRIES:
-        _fail(message, error, suffix=f" (gave up after {retries + 1} attempts)")
+        _fail(message, thread, error, suffix=f" (gave up after {retries + 1} attempts)")
         return
+    _count_send(thread, "retried", error.code)
     delay = retry_delay_ms(retries, error.retry_after)
     messages.defer_send(message.id, utcnow() + datetime.timedelta(milliseconds=delay))
     raise Retry(error.message, delay=delay) from None
@@ -265,8 +269,15 @@ def _settle_by() -> datetime.datetime:
     return utcnow() + datetime.timedelta(seconds=get_settings().send_unconfirmed_wait)
 
 
-def _fail(message: Message, error: PlatformError, suffix: str = "") -> None:
+def _fail(message: Message, thread: Thread, error: PlatformError, suffix: str = "") -> None:
     messages.publish(messages.record_failed(message.id, error.code, error.message + suffix))
+    _count_send(thread, "failed", error.code)
+
+
+def _count_send(thread: Thread, outcome: str, code: ErrorCode | None = None) -> None:
+    """Count one send attempt's outcome (sent, retried, unconfirmed, failed)."""
+    name = "" if code is None else code.name
+    metrics.SENDS.labels(thread.connection.platform, outcome, name).inc()
 
 
 def retries_so_far() -> int:
@@ -306,6 +317,8 @@ def send_read_receipt(conversation_id: int) -> None:
         return
     wait = limits.for_calls(thread.connection).take(f"read:{conversation_id}")
     if wait:
+        platform = thread.connection.platform
+        metrics.RATE_LIMIT_WAIT_SECONDS.labels(platform, "read_receipt").observe(wait)
         delay_ms = int(wait * 1000)
         send_read_receipt.send_with_options(
             args=(conversation_id,), delay=delay_ms, retries=retries_so_far()

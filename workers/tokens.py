@@ -18,7 +18,7 @@ import dramatiq
 from dramatiq import Retry
 from redis.exceptions import LockNotOwnedError
 
-from app import audit, connections
+from app import audit, connections, metrics
 from app.config import get_settings
 from app.db import database, utcnow
 from app.messages import publish
@@ -67,15 +67,19 @@ def refresh_access_token(connection_id: int, stale_token: str) -> str | None:
 def _refresh(connection: PlatformConnection, token: str) -> str | None:
     platform = get_platform(connection.platform)
     account = Account(connection.account_id, token)
+    refreshes = metrics.TOKEN_REFRESHES
     try:
         fresh = platform.refresh(account, connection.refresh_token())
     except TemporaryError as error:
+        refreshes.labels(connection.platform, "retry_later").inc()
         _audit_refresh(connection, ok=False, detail=f"will retry: {audit.outcome(error)}")
         raise
     except PlatformError as error:
+        refreshes.labels(connection.platform, "refused").inc()
         _audit_refresh(connection, ok=False, detail=f"needs reconnecting: {audit.outcome(error)}")
         publish(connections.mark_needs_reauth(connection.id, error.message))
         return None
+    refreshes.labels(connection.platform, "refreshed").inc()
     if not connections.store_refreshed(connection, fresh):
         return PlatformConnection.get_by_id(connection.id).access_token()
     _audit_refresh(connection, ok=True, detail=_expiry(connection.token_expires_at))

@@ -29,7 +29,7 @@ from flask import Blueprint, Flask, abort, current_app, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
-from app import live
+from app import live, metrics
 from app.db import database
 from app.web.access import current_user
 
@@ -79,7 +79,8 @@ def live_events(ws: Server) -> None:
     if not database.is_closed():
         database.close()
     try:
-        _stream(ws, organization_id, since)
+        with metrics.LIVE_CONNECTIONS.track_inprogress():
+            _stream(ws, organization_id, since)
     except (ConnectionClosed, OSError):
         pass
     except redis.RedisError:

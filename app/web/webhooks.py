@@ -14,16 +14,30 @@ import uuid
 from dramatiq.errors import BrokerError
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from redis import RedisError
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import metrics
 from app.platforms import PLATFORMS
 from app.web.intake import Intake
+from workers.broker import INBOUND
 from workers.inbound import ingest_webhooks
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks")
 
-intake = Intake(ingest_webhooks.send)
+
+def _enqueue(deliveries: list) -> None:
+    """Queue one group of deliveries as one job (counting a failure once per group)."""
+    try:
+        ingest_webhooks.send(deliveries)
+    except Exception:
+        metrics.ENQUEUE_FAILURES.labels(INBOUND).inc()
+        raise
+
+
+intake = Intake(_enqueue)
+metrics.ENQUEUE_FAILURES.labels(INBOUND)
 
 
 def _platform(name: str):
@@ -45,21 +59,41 @@ def subscribe(name: str):
 @bp.post("/<name>")
 def receive(name: str):
     platform = _platform(name)
+    started = time.time()
+    metrics.WEBHOOKS_RECEIVED.labels(name).inc()
+    try:
+        body = _body()
+    except RequestEntityTooLarge:
+        metrics.WEBHOOKS_REFUSED.labels(name, "too_large").inc()
+        raise
+    if not platform.verify_signature(body, request.headers, time.time()):
+        metrics.WEBHOOKS_REFUSED.labels(name, "bad_signature").inc()
+        return Response("Invalid or missing signature.\n", status=401, mimetype="text/plain")
+    delivery = [uuid.uuid4().hex, name, body.decode("utf-8", "surrogateescape"), time.time()]
+    try:
+        intake.submit(delivery, len(body))
+    except (RedisError, BrokerError, OSError) as error:
+        metrics.WEBHOOKS_REFUSED.labels(name, "queue_unavailable").inc()
+        log.error("Could not queue a %s webhook (%s); answered 503", name, type(error).__name__)
+        return Response("Queue unavailable; retry later.\n", status=503, mimetype="text/plain")
+    metrics.WEBHOOKS_ACKNOWLEDGED.labels(name).inc()
+    metrics.observe_since(metrics.WEBHOOK_ACK_SECONDS, started, name)
+    return Response("OK\n", mimetype="text/plain")
+
+
+def _body() -> bytes:
+    """The raw body, up to the configured limit.
+
+    Raises:
+      RequestEntityTooLarge: the body is over the limit (answered 413).
+    """
     limit = current_app.config["SNORQ_SETTINGS"].webhook_max_bytes
     # One byte over: a chunked body (no length to refuse up front) is cut off there.
     request.max_content_length = limit + 1
     body = request.get_data(cache=False)
     if len(body) > limit:
         abort(413)
-    if not platform.verify_signature(body, request.headers, time.time()):
-        return Response("Invalid or missing signature.\n", status=401, mimetype="text/plain")
-    delivery = [uuid.uuid4().hex, name, body.decode("utf-8", "surrogateescape"), time.time()]
-    try:
-        intake.submit(delivery, len(body))
-    except (RedisError, BrokerError, OSError) as error:
-        log.error("Could not queue a %s webhook (%s); answered 503", name, type(error).__name__)
-        return Response("Queue unavailable; retry later.\n", status=503, mimetype="text/plain")
-    return Response("OK\n", mimetype="text/plain")
+    return body
 
 
 def init_app(app: Flask) -> None:
