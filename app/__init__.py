@@ -15,7 +15,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from app.db import database, init_database
     from app.logs import install_redaction
-    from app.web import api, health, inbox, live_socket, metrics, oauth, security, webhooks
+    from app.web import (
+        admin,
+        api,
+        health,
+        inbox,
+        live_socket,
+        metrics,
+        oauth,
+        request_ids,
+        security,
+        webhooks,
+    )
 
     settings = settings or get_settings()
     install_redaction()
@@ -38,7 +49,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
-    for module in (security, health, metrics, webhooks, api, oauth, inbox, live_socket):
+    for module in (
+        request_ids,
+        security,
+        health,
+        metrics,
+        webhooks,
+        api,
+        oauth,
+        inbox,
+        admin,
+        live_socket,
+    ):
         module.init_app(app)
     if settings.proxy_count:
         # Behind a load balancer: the client's address and scheme come from its headers.

@@ -69,22 +69,45 @@ def create_org(name: str) -> None:
 @click.option("--org", "organization_id", type=int, required=True)
 @click.option("--email", required=True)
 @click.option("--password", required=True)
-def create_user(organization_id: int, email: str, password: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(["staff", "admin", "operator"], case_sensitive=False),
+    help="admin: the organization's admin page; operator: the whole instance's "
+    "[admin for an organization's first user, else staff].",
+)
+def create_user(organization_id: int, email: str, password: str, role: str | None) -> None:
     """Create a staff member of an organization; prints the user id."""
     from app.auth import hash_password
-    from app.models import Organization, User
+    from app.models import Organization, Role, User
 
     _database()
     if Organization.get_or_none(Organization.id == organization_id) is None:
         raise click.ClickException(f"no organization with id {organization_id}")
     if User.get_or_none(User.email == email.strip().lower()) is not None:
         raise click.ClickException(f"a user with email {email} already exists")
+    if role is None:
+        first = not User.select().where(User.organization == organization_id).exists()
+        role = Role.ADMIN if first else Role.STAFF
     user = User.create(
         organization=organization_id,
         email=email.strip().lower(),
         password_hash=hash_password(password),
+        role=role.upper(),
     )
     click.echo(user.id)
+
+
+@main.command("set-role")
+@click.option("--email", required=True)
+@click.argument("role", type=click.Choice(["staff", "admin", "operator"], case_sensitive=False))
+def set_role(email: str, role: str) -> None:
+    """Make a staff member staff, an admin of their organization, or an instance operator."""
+    from app.models import User
+
+    _database()
+    if not User.update(role=role.upper()).where(User.email == email.strip().lower()).execute():
+        raise click.ClickException(f"no user with email {email}")
+    click.echo(f"{email} is now {role.lower()}.", err=True)
 
 
 @main.command("create-token")
@@ -143,18 +166,62 @@ def add_connection(
     click.echo(connection.id)
 
 
+@main.command("dead-letters")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
+def dead_letters(as_json: bool) -> None:
+    """List dead-lettered jobs and webhook events not processed or routed, with why."""
+    from app import failure_report
+    from app.webhook_failures import failed_webhooks
+    from workers import dead_letters as jobs
+    from workers.broker import broker
+
+    _database()
+    letters, webhooks = jobs.dead_letters(broker), failed_webhooks()
+    if as_json:
+        click.echo(failure_report.as_json(letters, webhooks))
+    else:
+        click.echo(failure_report.as_text(letters, webhooks))
+
+
 @main.command()
-@click.option("--failed", is_flag=True, help="Only events that failed to process.")
+@click.option(
+    "--failed", is_flag=True, help="Only events not processed (failed, or stuck past the sweep)."
+)
 @click.option("--since", type=click.DateTime(), help="Only events received since (UTC).")
-def replay(failed: bool, since: datetime.datetime | None) -> None:
-    """Process stored webhook events again (changes nothing already applied)."""
-    from app.models import WebhookEvent, WebhookStatus
+@click.option("--event", "event_ids", type=int, multiple=True, help="This stored event (repeat).")
+@click.option("--dead-letters", "all_jobs", is_flag=True, help="Every dead-lettered job instead.")
+@click.option("--job", "job_ids", multiple=True, help="This dead-lettered job (repeat).")
+def replay(
+    failed: bool,
+    since: datetime.datetime | None,
+    event_ids: tuple[int, ...],
+    all_jobs: bool,
+    job_ids: tuple[str, ...],
+) -> None:
+    """Process stored webhook events again, or queue dead-lettered jobs again.
+
+    Safe to repeat: nothing already applied is applied twice.
+    """
+    from app.models import WebhookEvent
+    from app.webhook_failures import unprocessed_query
     from workers.inbound import process
 
     _database()
-    query = WebhookEvent.select().order_by(WebhookEvent.id)
-    if failed:
-        query = query.where(WebhookEvent.status == WebhookStatus.FAILED)
+    if all_jobs or job_ids:
+        from workers import dead_letters as jobs
+        from workers.broker import broker
+
+        replayed = jobs.replay(broker, set(job_ids) if job_ids else None)
+        missing = set(job_ids) - set(replayed)
+        if missing:
+            click.echo(f"Not dead-lettered (any more): {', '.join(sorted(missing))}", err=True)
+        click.echo(f"Queued {len(replayed)} dead-lettered job(s) again.")
+        if not event_ids:
+            return
+    query = unprocessed_query() if failed else WebhookEvent.select()
+    query = query.order_by(WebhookEvent.id)
+    if event_ids:
+        query = query.where(WebhookEvent.id.in_(event_ids))
     if since is not None:
         query = query.where(WebhookEvent.received_at >= since)
     count = 0

@@ -171,6 +171,25 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """``LOG_FORMAT``: ``text`` (readable lines, the default) or ``json`` (one object a line).
+
+    Read on its own, not with :class:`Settings`: a process sets up its logging
+    before anything else, a command that needs no secrets included.
+
+    Raises:
+      ConfigError: for any other value.
+    """
+    env = os.environ if env is None else env
+    value = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be text or json, not {value!r}.")
+    return value
+
+
 def _platform_secrets(env: Mapping[str, str]) -> dict[str, PlatformSecrets]:
     tiktok_secret = env.get("TIKTOK_CLIENT_SECRET", "")
     return {

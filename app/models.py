@@ -46,6 +46,18 @@ class Organization(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class Role:
+    """What a staff member may do beyond the inbox (README, "When something goes wrong")."""
+
+    STAFF = "STAFF"
+    #: Also sees and replays the organization's webhooks that were not processed.
+    ADMIN = "ADMIN"
+    #: Runs the instance: also sees unrouted webhooks and dead-lettered jobs, of everyone.
+    OPERATOR = "OPERATOR"
+
+    ALL = (STAFF, ADMIN, OPERATOR)
+
+
 class User(BaseModel):
     """A staff member; belongs to exactly one organization."""
 
@@ -53,10 +65,19 @@ class User(BaseModel):
     organization = ForeignKeyField(Organization, backref="users", on_delete="CASCADE")
     email = CharField(max_length=254, unique=True)
     password_hash = CharField(max_length=255)
+    role = CharField(max_length=16, default=Role.STAFF)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
         table_name = "staff_user"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (Role.ADMIN, Role.OPERATOR)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == Role.OPERATOR
 
 
 class ApiToken(BaseModel):

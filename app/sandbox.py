@@ -270,16 +270,18 @@ def set_up_demo(sandbox: Sandbox) -> None:
     """Make sure the demo organization, staff member and connections exist (idempotent)."""
     from app.auth import check_password, hash_password
     from app.db import database, utcnow
-    from app.models import Organization, PlatformConnection, User
+    from app.models import Organization, PlatformConnection, Role, User
 
     with database.atomic():
         user = User.get_or_none(User.email == DEMO_EMAIL)
         if user is None:
             organization = Organization.create(name=DEMO_ORGANIZATION)
+            # The demo's one staff member runs the instance too: the admin page shows all.
             user = User.create(
                 organization=organization,
                 email=DEMO_EMAIL,
                 password_hash=hash_password(sandbox.password),
+                role=Role.OPERATOR,
             )
         elif not check_password(user, sandbox.password):
             # The printed credentials must work, even if the sandbox file was made anew.

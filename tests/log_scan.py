@@ -29,7 +29,8 @@ class _Keep(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if record.exc_info:
-            text += "\n" + logging.Formatter().formatException(record.exc_info)
+            # As logging.Formatter does: the traceback formatted when the record was made.
+            text += "\n" + (record.exc_text or logging.Formatter().formatException(record.exc_info))
         self.lines.append(f"{record.name}: {text}")
 
 

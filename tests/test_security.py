@@ -48,7 +48,9 @@ from app.models import (
     Message,
     MessageStatus,
     PlatformConnection,
+    Role,
     User,
+    WebhookEvent,
 )
 from app.storage import get_storage
 from tests.fixtures import make_connection
@@ -165,6 +167,8 @@ PUBLIC = {
     "metrics.scrape": "counts without ids or text; SNORQ_METRICS_TOKEN (test_metrics)",
     "inbox.login": "signing in",
     "inbox.logout": "signing out",
+    "admin.replay_job": "dead-lettered jobs belong to no organization: operators only "
+    "(test_admin_page)",
     "static": "files of the app itself",
 }
 #: Values for URL variables that are not ids.
@@ -227,7 +231,9 @@ def _world(org, user: User, tag: str) -> dict:
         organization=org, user=user, platform="tiktok", nonce=f"{tag}-nonce", reason=f"{tag} why"
     )
     live.publish(org.id, "conversation:read", {"conversation_id": conversation.id, "tag": tag})
+    stuck = _stuck_webhook(connection.account_id, tag)
     return {
+        "event_id": stuck.id,
         "conversation_id": conversation.id,
         "message_id": failed.id,
         "attachment_id": attachment.id,
@@ -236,8 +242,24 @@ def _world(org, user: User, tag: str) -> dict:
     }
 
 
+def _stuck_webhook(account_id: str, tag: str) -> WebhookEvent:
+    """A webhook for the account that every attempt failed to process (the admin page's)."""
+    body = payload("whatsapp", "text")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["metadata"]["phone_number_id"] = account_id
+    value["messages"][0]["id"] = f"wamid.{tag}-stuck"
+    return WebhookEvent.create(
+        delivery_id=f"{tag}-delivery",
+        platform="whatsapp",
+        body=meta_body(body),
+        received_at=datetime.datetime(2026, 1, 1),
+    )
+
+
 @pytest.fixture
 def worlds(org, other_org, user):
+    # An admin, so the sweep covers the admin page too.
+    User.update(role=Role.ADMIN).where(User.id == user.id).execute()
     outsider = User.create(
         organization=other_org, email="eve@globex.test", password_hash=hash_password("pw")
     )

@@ -46,7 +46,7 @@ def test_simulate_posts_a_message_snorq_accepts_and_queues(snorq_url, platform):
     assert result.exit_code == 0, result.stderr
     assert "answered 200 OK" in result.stderr
     message_id = result.stdout.strip().splitlines()[-1]
-    ((_, queued_platform, body, _),) = queued_deliveries()
+    ((_, queued_platform, body, *_),) = queued_deliveries()
     assert queued_platform == platform
     decoded = json.dumps(json.loads(body), ensure_ascii=False)
     assert message_id in decoded and "Hé 👋 https://example.com/a" in decoded

@@ -94,8 +94,9 @@ def test_a_signed_body_is_queued_byte_for_byte_and_acknowledged(client):
 
     assert response.status_code == 200
     [delivery] = queued_deliveries()
-    _, platform, queued_body, received_at = delivery
+    _, platform, queued_body, received_at, request_id = delivery
     assert platform == "whatsapp"
+    assert request_id == response.headers["X-Request-Id"]
     assert queued_body.encode("utf-8", "surrogateescape") == body
     assert abs(received_at - time.time()) < 60
 

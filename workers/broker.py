@@ -18,9 +18,11 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
 from app.config import get_settings
 from app.db import database, init_database
-from app.logs import install_redaction
+from app.logs import configure_logging, install_redaction
 from app.redis_client import get_redis
 from workers.exporter import JobMetrics
+from workers.dead_letters import DeadLetters
+from workers.request_ids import RequestIds
 
 #: Separate queues so bulk work never starves ingest.
 INBOUND, OUTBOUND, MEDIA, MAINTENANCE = "inbound", "outbound", "media", "maintenance"
@@ -93,6 +95,17 @@ class DatabaseConnection(Middleware):
     after_skip_message = after_process_message
 
 
+class WorkerLogging(Middleware):
+    """A ``dramatiq workers`` process logs in SNORQ's format (``LOG_FORMAT``), not Dramatiq's.
+
+    The command sets up its own logging before it imports the broker, then says the
+    process has booted: only it does, so the web process and the tests keep theirs.
+    """
+
+    def after_process_boot(self, broker):
+        configure_logging(replace=True)
+
+
 def make_broker() -> RedisBroker:
     retries = DurableRetries(min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS, max_retries=3)
     broker = RedisBroker(
@@ -108,6 +121,9 @@ def make_broker() -> RedisBroker:
     # Actors read their own message (the send actor: how often it was retried).
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(JobMetrics())
+    broker.add_middleware(RequestIds(), before=type(broker.middleware[0]))
+    broker.add_middleware(DeadLetters(), before=DurableRetries)
+    broker.add_middleware(WorkerLogging())
     for queue_name in QUEUES:
         broker.declare_queue(queue_name)
     return broker

@@ -18,7 +18,7 @@ import logging
 import dramatiq
 from redis import RedisError
 
-from app import connections, messages, metrics, routing
+from app import connections, logs, messages, metrics, routing
 from app.config import get_settings
 from app.db import utcnow
 from app.messages import Notice
@@ -47,7 +47,11 @@ SWEEP_BATCH = 500
 
 @dramatiq.actor(queue_name=INBOUND, max_retries=20, max_backoff=300_000, time_limit=120_000)
 def ingest_webhooks(deliveries: list[list]) -> None:
-    """Process ``[delivery_id, platform, body, received_at]`` deliveries, in order."""
+    """Process ``[delivery_id, platform, body, received_at, request_id]`` deliveries, in order.
+
+    Each is processed with its own request id (jobs queued before there were
+    request ids have none: their deliveries keep the job's).
+    """
     webhooks = [
         WebhookEvent(
             delivery_id=delivery_id,
@@ -55,11 +59,14 @@ def ingest_webhooks(deliveries: list[list]) -> None:
             body=body.encode("utf-8", "surrogateescape"),
             received_at=_naive_utc(received_at),
         )
-        for delivery_id, platform, body, received_at in deliveries
+        for delivery_id, platform, body, received_at, *_ in deliveries
     ]
+    job_request_id = logs.request_id.get()
     for number, webhook in enumerate(webhooks):
+        delivery_request_id = deliveries[number][4] if len(deliveries[number]) > 4 else None
         try:
-            process(webhook)
+            with logs.request_context(delivery_request_id or job_request_id):
+                process(webhook)
             _observe_lag(webhook)
         except Exception:
             # Whatever failed, this body and the rest of the group stay: for the retry,
@@ -80,23 +87,29 @@ def process(webhook: WebhookEvent) -> None:
     stored FAILED with the reason and is not tried again (it would fail the same way).
     """
     events, error = _parse(webhook)
-    with messages.transaction():
-        notices, unknown = _apply(webhook, events)
-        if unknown:
-            error = "unknown account: " + ", ".join(sorted(unknown))
-        _save(webhook, error)
-    try:
-        messages.publish(notices)
-    except RedisError as failure:
-        # Stored already: a retry would apply and publish nothing, and the job's other
-        # webhooks would wait for it (and be lost with it if it cannot be queued).
-        log.warning(
-            "Webhook %s stored; its live events were not published (%s)",
-            webhook.delivery_id,
-            type(failure).__name__,
-        )
-    media.after_ingest(notices)
-    _report(webhook, error, unknown)
+    with logs.concealing(_customer_texts(events)):
+        with messages.transaction():
+            notices, unknown = _apply(webhook, events)
+            if unknown:
+                error = "unknown account: " + ", ".join(sorted(unknown))
+            _save(webhook, error)
+        try:
+            messages.publish(notices)
+        except RedisError as failure:
+            # Stored already: a retry would apply and publish nothing, and the job's other
+            # webhooks would wait for it (and be lost with it if it cannot be queued).
+            log.warning(
+                "Webhook %s stored; its live events were not published (%s)",
+                webhook.delivery_id,
+                type(failure).__name__,
+            )
+        media.after_ingest(notices)
+        _report(webhook, error, unknown)
+
+
+def _customer_texts(events: list[Event]) -> list[str]:
+    """What customers wrote in these events: never to be logged, whatever goes wrong."""
+    return [event.content for event in events if isinstance(event, MessageEvent)]
 
 
 @dramatiq.actor(queue_name=MAINTENANCE, max_retries=0, time_limit=600_000)

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from dramatiq.errors import BrokerError
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from redis import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -21,16 +21,19 @@ from app.platforms import PLATFORMS
 from app.web.intake import Intake
 from workers.broker import INBOUND
 from workers.inbound import ingest_webhooks
+from workers.request_ids import OPTION as REQUEST_ID
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks")
 
 
-def _enqueue(deliveries: list) -> None:
-    """Queue one group of deliveries as one job (counting a failure once per group)."""
+def _enqueue(deliveries: list[list]) -> None:
+    """Queue one group of deliveries as one job, carrying every one's request id (the 5th
+    item); a failure is counted once per group."""
+    request_ids = ",".join(dict.fromkeys(delivery[4] for delivery in deliveries))
     try:
-        ingest_webhooks.send(deliveries)
+        ingest_webhooks.send_with_options(args=(deliveries,), **{REQUEST_ID: request_ids})
     except Exception:
         metrics.ENQUEUE_FAILURES.labels(INBOUND).inc()
         raise
@@ -65,11 +68,15 @@ def receive(name: str):
         body = _body()
     except RequestEntityTooLarge:
         metrics.WEBHOOKS_REFUSED.labels(name, "too_large").inc()
+        log.warning("Refused a %s webhook: its body is over the size limit", name)
         raise
     if not platform.verify_signature(body, request.headers, time.time()):
         metrics.WEBHOOKS_REFUSED.labels(name, "bad_signature").inc()
+        log.warning("Refused a %s webhook: invalid or missing signature", name)
         return Response("Invalid or missing signature.\n", status=401, mimetype="text/plain")
-    delivery = [uuid.uuid4().hex, name, body.decode("utf-8", "surrogateescape"), time.time()]
+    delivery_id = uuid.uuid4().hex
+    body_text = body.decode("utf-8", "surrogateescape")
+    delivery = [delivery_id, name, body_text, time.time(), g.request_id]
     try:
         intake.submit(delivery, len(body))
     except (RedisError, BrokerError, OSError) as error:
@@ -77,6 +84,7 @@ def receive(name: str):
         log.error("Could not queue a %s webhook (%s); answered 503", name, type(error).__name__)
         return Response("Queue unavailable; retry later.\n", status=503, mimetype="text/plain")
     metrics.WEBHOOKS_ACKNOWLEDGED.labels(name).inc()
+    log.info("Queued a %s webhook as delivery %s (%d bytes)", name, delivery_id, len(body))
     metrics.observe_since(metrics.WEBHOOK_ACK_SECONDS, started, name)
     return Response("OK\n", mimetype="text/plain")
 

@@ -95,13 +95,13 @@ def external_id(delivery: list) -> str:
     """The message id in one delivery's body (each generated webhook carries one)."""
     from app.platforms import get_platform
 
-    _, platform, body, _ = delivery
+    _, platform, body, *_ = delivery
     [event] = get_platform(platform).parse(body.encode("utf-8", "surrogateescape"))
     return event.external_id
 
 
 def deliveries(client: redis.Redis, queue: str, job_ids: Iterable[str]) -> list[list]:
-    """The webhook deliveries ``[id, platform, body, received_at]`` the inbound jobs carry."""
+    """The deliveries ``[id, platform, body, received_at, request_id]`` the inbound jobs carry."""
     job_ids = list(job_ids)
     if not job_ids:
         return []
