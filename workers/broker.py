@@ -20,8 +20,8 @@ from app.config import get_settings
 from app.db import database, init_database
 from app.logs import configure_logging, install_redaction
 from app.redis_client import get_redis
-from workers.exporter import JobMetrics
 from workers.dead_letters import DeadLetters
+from workers.exporter import JobMetrics
 from workers.request_ids import RequestIds
 
 #: Separate queues so bulk work never starves ingest.
