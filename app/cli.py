@@ -231,6 +231,20 @@ def replay(
     click.echo(f"Replayed {count} webhook event(s).")
 
 
+@main.command("discard-webhooks")
+@click.argument("ids", nargs=-1, type=int, required=True)
+def discard_webhooks(ids: tuple[int, ...]) -> None:
+    """Delete stored webhook events by id, for good: they will never be replayed.
+
+    Retention keeps an event that failed, or was never processed, until it is
+    replayed or discarded here.
+    """
+    from app import retention
+
+    _database()
+    click.echo(f"Discarded {retention.discard_webhooks(ids)} webhook event(s).")
+
+
 @main.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored token under the first key of SNORQ_ENCRYPTION_KEYS."""

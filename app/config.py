@@ -66,6 +66,8 @@ class Settings:
     send_give_up_after: int = 24 * 3600
     delayed_job_grace: int = 120
     webhook_sweep_grace: int = 300
+    webhook_retention_days: int = 30
+    audit_retention_days: int = 365
     media_max_bytes: int = 100 * 1024 * 1024
     media_s3_bucket: str = ""
     media_s3_endpoint: str = ""
@@ -154,6 +156,8 @@ class Settings:
             send_give_up_after=_int(env, "SNORQ_SEND_GIVE_UP_AFTER", 24 * 3600),
             delayed_job_grace=_int(env, "SNORQ_DELAYED_JOB_GRACE", 120),
             webhook_sweep_grace=_int(env, "SNORQ_WEBHOOK_SWEEP_GRACE", 300),
+            webhook_retention_days=_int(env, "SNORQ_WEBHOOK_RETENTION_DAYS", 30),
+            audit_retention_days=_int(env, "SNORQ_AUDIT_RETENTION_DAYS", 365),
             media_max_bytes=_int(env, "SNORQ_MEDIA_MAX_BYTES", 100 * 1024 * 1024),
             media_s3_bucket=env.get("SNORQ_MEDIA_S3_BUCKET", ""),
             media_s3_endpoint=env.get("SNORQ_MEDIA_S3_ENDPOINT", ""),

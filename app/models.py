@@ -18,6 +18,7 @@ from peewee import (
     IntegerField,
     Model,
     TextField,
+    fn,
 )
 
 from app import crypto
@@ -120,7 +121,10 @@ class PlatformConnection(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("platform", "account_id"), True),)
+        indexes = (
+            (("platform", "account_id"), True),
+            (("status", "token_expires_at"), False),
+        )
 
     def access_token(self) -> str:
         return crypto.decrypt(self.access_token_encrypted)
@@ -172,10 +176,29 @@ class Conversation(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = (
-            (("connection", "contact"), True),
-            (("organization", "last_message_at"), False),
-        )
+        indexes = ((("connection", "contact"), True),)
+
+
+#: The order of the conversation list (a conversation may have no message yet).
+ACTIVITY = fn.COALESCE(Conversation.last_message_at, Conversation.created_at)
+# Each page of the list, however deep its cursor, and of its unread filter, is one
+# index range read in order (migration 0004).
+Conversation.add_index(
+    Conversation.index(
+        Conversation.organization,
+        ACTIVITY,
+        Conversation.id,
+        name="conversation_organization_activity",
+    )
+)
+Conversation.add_index(
+    Conversation.index(
+        Conversation.organization,
+        ACTIVITY,
+        Conversation.id,
+        name="conversation_organization_unread",
+    ).where(Conversation.unread_count > 0)
+)
 
 
 class Direction:
@@ -280,6 +303,9 @@ class Attachment(BaseModel):
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
+    class Meta:
+        indexes = ((("status", "updated_at"), False),)
+
 
 def attachments_by_message(message_ids: list[int]) -> dict[int, list[Attachment]]:
     """The attachments of each of these messages, by message id (one query)."""
@@ -345,7 +371,10 @@ class AuditLog(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("organization", "created_at"), False),)
+        indexes = (
+            (("organization", "created_at"), False),
+            (("created_at",), False),
+        )
 
 
 class ConnectStatus:

@@ -2,11 +2,11 @@
 
     python bench/run.py [--quick]
 
-Runs bench/webhooks.py, bench/inbound.py, bench/outbound.py and bench/e2e.py (each
-prints its own table as it goes), then prints every figure next to the ceiling
-measured in the same run and its target where the issues set one. ``--quick``
-shortens each run for a smoke test; the figures in bench/README.md come from full
-runs. Needs wrk, and the machine's PostgreSQL and Redis.
+Runs bench/webhooks.py, bench/inbound.py, bench/outbound.py, bench/e2e.py and
+bench/scale.py (each prints its own table as it goes), then prints every figure
+next to the ceiling measured in the same run and its target where the issues set
+one. ``--quick`` shortens each run for a smoke test; the figures in
+bench/README.md come from full runs. Needs wrk, and the machine's PostgreSQL and Redis.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import json
 
 from bench.common import RESULTS, ROOT, print_table
+from bench.scale import READS
 
 QUICK = {
     "webhooks": ["--seconds", "4"],
     "inbound": ["--messages", "4000"],
     "outbound": ["--sends", "1000"],
     "e2e": ["--seconds", "5"],
+    "scale": ["--messages", "200000", "--conversations", "10000", "--inbound", "16000"],
 }
 
 
@@ -41,7 +43,7 @@ def run_all(quick: bool) -> dict:
 
 def summary(figures: dict) -> list[tuple]:
     hooks, inbound = figures["webhooks"], figures["inbound"]
-    outbound, e2e = figures["outbound"], figures["e2e"]
+    outbound, e2e, scale = figures["outbound"], figures["e2e"], figures["scale"]
     deployed, alone = e2e["postgres"], e2e["embedded"]
     bare, noop = hooks["bare"]["rps"], inbound["noop"]
     steady = hooks["snorq_at_1000_rps"]
@@ -71,7 +73,26 @@ def summary(figures: dict) -> list[tuple]:
          f"{deployed['peak_rss_mib']['web']:.0f} / {deployed['peak_rss_mib']['worker']:.0f} MiB",
          "-", "-", "-"),
         ("  embedded `snorq run`", f"{alone['peak_rss_mib']['web']:.0f} MiB", "-", "-", "-"),
+        *scale_rows(scale),
     ]  # fmt: skip
+
+
+def scale_rows(scale: dict) -> list[tuple]:
+    """The seeded database's figures next to the empty one's (bench/scale.py)."""
+    empty, seeded = scale["empty"], scale["seeded"]
+    size = f"{scale['sizes']['messages']:,} messages"
+    rate = seeded["inbound_per_s"], empty["inbound_per_s"]
+    rows = [
+        (f"inbound persisted, {size}", f"{rate[0]:.0f}/s", f"empty {rate[1]:.0f}/s",
+         f"{rate[0] / rate[1]:.2f}", "≥ 0.83"),
+    ]  # fmt: skip
+    for name in (*READS, "status_update"):
+        p95 = seeded[name]["p95_ms"], empty[name]["p95_ms"]
+        rows.append(
+            (f"{name} p95, {size}", f"{p95[0]:.1f} ms", f"empty {p95[1]:.1f} ms",
+             f"{p95[0] / p95[1]:.2f}", "< 50 ms, ≤ 1.2")
+        )  # fmt: skip
+    return rows
 
 
 def main() -> None:

@@ -71,9 +71,9 @@ def servers_available() -> bool:
 
 
 @contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A fresh PostgreSQL database (its URL), dropped afterwards."""
-    name = f"snorq_scratch_{uuid.uuid4().hex[:10]}"
+def scratch_database(prefix: str = "snorq_scratch") -> Iterator[str]:
+    """A fresh PostgreSQL database (its URL) named ``<prefix>_<random>``, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(PG_ADMIN_URL)
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")

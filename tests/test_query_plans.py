@@ -1,0 +1,305 @@
+"""Every query on a hot path is served by an index, on PostgreSQL and on SQLite (issue 11).
+
+Each path runs through the real code (the API through the Flask client, the inbound
+worker's ``process``, the clock's sweeps, retention), and every statement it sends
+is explained just before it runs, on the same connection. On PostgreSQL the tables
+are seeded large first (``bench/seed.py``) and analyzed, so the planner picks an
+index wherever one fits: a sequential scan of a large table fails the test. On
+SQLite, whose planner takes every table without statistics for a large one, a
+``SCAN`` of a large table without an index fails it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from app import routing
+from app.auth import create_api_token, hash_password
+from app.db import database, is_postgres, utcnow
+from app.messages import create_outbound, forget_cached_ids, record_sent
+from app.models import (
+    AuditLog,
+    Conversation,
+    Message,
+    Organization,
+    PlatformConnection,
+    User,
+    WebhookEvent,
+    WebhookStatus,
+)
+from tests.fixtures import make_connection
+from tests.payloads import payload
+from tests.support import meta_body, reset_state
+
+#: Tables that grow with use; a full scan of one is what the test forbids.
+LARGE = {
+    "message",
+    "conversation",
+    "contact",
+    "platform_connection",
+    "attachment",
+    "webhook_event",
+    "audit_log",
+}
+_EXPLAINABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|EXECUTE)\b", re.IGNORECASE)
+
+
+@pytest.fixture(autouse=True)
+def _clean_state():
+    """The seeded dataset is shared by this module's tests (``dataset`` cleans up)."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    """A large organization (seeded on PostgreSQL) with a few messages through the app."""
+    reset_state()
+    with database.connection_context():
+        org_id = _seed() if is_postgres() else _small_organization()
+        data = _through_the_app(org_id)
+    yield data
+    reset_state()
+
+
+def _seed() -> int:
+    import psycopg2
+
+    from bench.seed import Sizes, seed
+
+    connection = psycopg2.connect(os.environ["DATABASE_URL"])
+    try:
+        sizes = Sizes(
+            organizations=300,
+            conversations=20_000,
+            messages=200_000,
+            webhooks=20_000,
+            audit=100_000,
+        )
+        return seed(connection, sizes)["organizations"][0]
+    finally:
+        connection.close()
+
+
+def _small_organization() -> int:
+    org = Organization.create(name="Acme")
+    for platform in ("whatsapp", "facebook", "tiktok"):
+        make_connection(org, platform, f"{platform}-account")
+    return org.id
+
+
+def _through_the_app(org_id: int) -> dict:
+    """A staff token, a customer's messages and a sent reply, made by SNORQ's own code."""
+    from workers.inbound import process
+
+    user = User.create(
+        organization=org_id,
+        email=f"{uuid.uuid4().hex}@plans.test",
+        password_hash=hash_password("x"),
+    )
+    whatsapp = PlatformConnection.get(
+        PlatformConnection.organization == org_id, PlatformConnection.platform == "whatsapp"
+    )
+    for phone in ("16505550001", "16505550000", "16505550000"):
+        process(_webhook(inbound_text(whatsapp.account_id, phone)))
+    conversation = Conversation.select().order_by(Conversation.id.desc()).first()
+    reply, _ = create_outbound(conversation, user_id=user.id, content="On its way")
+    record_sent(reply.id, f"wamid.plans-{uuid.uuid4().hex}")
+    AuditLog.create(platform="whatsapp", action="send", ok=True, organization=org_id)
+    return {
+        "headers": {"Authorization": f"Bearer {create_api_token(user)}"},
+        "account_id": whatsapp.account_id,
+        "conversation_id": conversation.id,
+        "reply_external_id": Message.get_by_id(reply.id).external_id,
+    }
+
+
+def _webhook(body: dict) -> WebhookEvent:
+    return WebhookEvent(
+        delivery_id=uuid.uuid4().hex,
+        platform="whatsapp",
+        body=meta_body(body),
+        received_at=utcnow(),
+    )
+
+
+def inbound_text(account_id: str, phone: str) -> dict:
+    """A WhatsApp text from the customer with this phone number, to this account."""
+    body = payload("whatsapp", "text")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["metadata"]["phone_number_id"] = account_id
+    value["contacts"][0].update(wa_id=phone, user_id=f"US.{phone}")
+    value["messages"][0].update({"from": phone, "from_user_id": f"US.{phone}"})
+    value["messages"][0]["id"] = f"wamid.plans-{uuid.uuid4().hex}"
+    return body
+
+
+def status_read(account_id: str, external_id: str) -> dict:
+    body = payload("whatsapp", "status_read")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["metadata"]["phone_number_id"] = account_id
+    value["statuses"][0]["id"] = external_id
+    return body
+
+
+# -- the paths ---------------------------------------------------------------------------
+
+
+def inbound_from_a_new_customer(client, data):
+    from workers.inbound import process
+
+    routing.forget()
+    forget_cached_ids()
+    process(_webhook(inbound_text(data["account_id"], f"1650{uuid.uuid4().int % 10**7:07d}")))
+
+
+def inbound_from_a_known_customer(client, data):
+    from workers.inbound import process
+
+    routing.forget()
+    forget_cached_ids()
+    process(_webhook(inbound_text(data["account_id"], "16505550000")))
+
+
+def status_update_by_external_id(client, data):
+    from workers.inbound import process
+
+    process(_webhook(status_read(data["account_id"], data["reply_external_id"])))
+
+
+def conversation_list_pages(client, data):
+    first = _get(client, data, "/api/v1/conversations?limit=1")
+    _get(client, data, f"/api/v1/conversations?limit=50&cursor={first['next_cursor']}")
+
+
+def conversation_list_filtered(client, data):
+    _get(client, data, "/api/v1/conversations?unread=1")
+    _get(client, data, "/api/v1/conversations?platform=whatsapp")
+
+
+def thread_latest_and_older_messages(client, data):
+    path = f"/api/v1/conversations/{data['conversation_id']}/messages"
+    latest = _get(client, data, f"{path}?limit=2")["messages"]
+    _get(client, data, f"{path}?limit=50&before={latest[0]['id']}")
+
+
+def unread_count_reset(client, data):
+    response = client.post(
+        f"/api/v1/conversations/{data['conversation_id']}/read", headers=data["headers"]
+    )
+    assert response.status_code == 200
+
+
+def events_since(client, data):
+    _get(client, data, "/api/v1/events?since=0")
+
+
+def clock_sweeps(client, data):
+    from workers.inbound import sweep_webhooks
+    from workers.media import sweep_media
+    from workers.outbound import sweep_sends
+    from workers.tokens import enqueue_due_refreshes
+
+    sweep_sends.fn()
+    sweep_media.fn()
+    sweep_webhooks.fn()
+    enqueue_due_refreshes()
+
+
+def retention_pass(client, data):
+    from app import retention
+    from workers.retention import prune_stored
+
+    prune_stored.fn()
+    failed = WebhookEvent.select(WebhookEvent.id).where(WebhookEvent.status == WebhookStatus.FAILED)
+    retention.discard_webhooks([row.id for row in failed.limit(3)])
+
+
+def _get(client, data, url: str) -> dict:
+    response = client.get(url, headers=data["headers"])
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+PATHS = [
+    inbound_from_a_new_customer,
+    inbound_from_a_known_customer,
+    status_update_by_external_id,
+    conversation_list_pages,
+    conversation_list_filtered,
+    thread_latest_and_older_messages,
+    unread_count_reset,
+    events_since,
+    clock_sweeps,
+    retention_pass,
+]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[path.__name__ for path in PATHS])
+def test_every_query_of_a_hot_path_reads_large_tables_through_an_index(dataset, client, path):
+    plans = record_plans(lambda: path(client, dataset))
+
+    assert plans, "the path ran no query"
+    scans = [(sql, plan, table) for sql, plan in plans for table in full_scans(sql, plan)]
+    assert scans == [], "\n\n".join(
+        f"full scan of {table}:\n{sql}\n" + "\n".join(plan) for sql, plan, table in scans
+    )
+
+
+def test_the_old_index_on_last_message_at_alone_is_gone_for_the_expression_index():
+    with database.connection_context():
+        names = {index.name for index in database.get_indexes("conversation")}
+    assert "conversation_organization_activity" in names
+    assert "conversation_organization_unread" in names
+    assert "conversation_organization_id_last_message_at" not in names
+
+
+# -- explaining ------------------------------------------------------------------------
+
+
+def record_plans(run: Callable[[], object]) -> list[tuple[str, list[str]]]:
+    """Run ``run``; each statement it sent, with the plan the database had for it."""
+    db = database.obj
+    original = db.execute_sql
+    plans = []
+
+    def explained(sql, params=None):
+        if _EXPLAINABLE.match(sql):
+            prefix = "EXPLAIN " if is_postgres() else "EXPLAIN QUERY PLAN "
+            rows = original(prefix + sql, params).fetchall()
+            plans.append((sql, [str(row[0] if is_postgres() else row[-1]) for row in rows]))
+        return original(sql, params)
+
+    db.execute_sql = explained
+    try:
+        run()
+    finally:
+        del db.execute_sql
+    return plans
+
+
+def full_scans(sql: str, plan: list[str]) -> list[str]:
+    """The large tables ``plan`` reads whole."""
+    if is_postgres():
+        found = [m.group(1) for line in plan for m in re.finditer(r"Seq Scan on (\w+)", line)]
+    else:
+        aliases = {alias: table for table, alias in re.findall(r'"(\w+)" AS "(\w+)"', sql)}
+        found = []
+        for line in plan:
+            match = re.match(r"SCAN (\w+)(?: AS (\w+))?$", line)
+            if match:
+                found.append(aliases.get(match.group(1), match.group(1)))
+    return [table for table in found if table in LARGE]
+
+
+def test_a_full_scan_is_recognised_in_either_plan_format():
+    if is_postgres():
+        assert full_scans("", ["  ->  Seq Scan on message t1  (cost=0.00..1.00)"]) == ["message"]
+    else:
+        sql = 'SELECT 1 FROM "conversation" AS "t1"'
+        assert full_scans(sql, ["SCAN t1"]) == ["conversation"]
+        assert full_scans(sql, ["SCAN t1 USING INDEX conversation_organization_activity"]) == []
