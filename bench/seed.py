@@ -135,7 +135,7 @@ _TABLES = (
     "webhook_event",
     "audit_log",
 )
-_USER_COLUMNS = ("id", "organization_id", "email", "password_hash", "created_at")
+_USER_COLUMNS = ("id", "organization_id", "email", "password_hash", "role", "created_at")
 _CONNECTION_COLUMNS = (
     "id", "organization_id", "platform", "account_id", "name", "access_token_encrypted",
     "refresh_token_encrypted", "token_expires_at", "status", "status_reason", "created_at",
@@ -192,13 +192,15 @@ class _World:
 
     def users(self) -> Iterator[tuple]:
         from app.auth import hash_password
+        from app.models import Role
 
         password_hash = hash_password("seeded")
         for n, org_id in enumerate(self.organization_ids()):
             for agent in range(3):
                 email = f"agent{agent}-{uuid.uuid4().hex[:8]}@org{org_id}.seed.test"
                 created = _ts(self.now_ms - YEAR_MS)
-                yield self._user_id(n, agent), org_id, email, password_hash, created
+                role = Role.ADMIN if agent == 0 else Role.STAFF
+                yield self._user_id(n, agent), org_id, email, password_hash, role, created
 
     def _user_id(self, org_index: int, agent: int) -> int:
         return self.first["staff_user"] + org_index * 3 + agent
