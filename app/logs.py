@@ -143,7 +143,13 @@ def _redact(value):
     return value
 
 
+#: Dramatiq's actor logs each call's arguments at DEBUG (``Actor.__call__``).
+_ACTOR_CALL = "Received args=%r kwargs=%r."
+
+
 def _scrub_record(record: logging.LogRecord) -> None:
+    if record.msg == _ACTOR_CALL:
+        record.msg, record.args = "Received its arguments (not logged).", None
     if isinstance(record.args, tuple) and record.args:
         record.args = tuple(_redact(arg) for arg in record.args)
     try:

@@ -47,13 +47,15 @@ def worker():
     """One worker for the whole module: starting and stopping one costs seconds.
 
     Like ``tests.fixtures.worker``, with two threads, so deliveries can collide. It
-    leaves media fetches queued: here an attachment stays as ingest stored it.
+    leaves media fetches queued (here an attachment stays as ingest stored it) and
+    profile lookups too (tests/test_profiles.py's; here the platforms' profile APIs do
+    not answer, and waiting out their retries would only slow every test).
     """
     import dramatiq
 
-    from workers.broker import MEDIA, QUEUES
+    from workers.broker import MAINTENANCE, MEDIA, QUEUES
 
-    queues = set(QUEUES) - {MEDIA}
+    queues = set(QUEUES) - {MEDIA, MAINTENANCE}
     running = dramatiq.Worker(broker, queues=queues, worker_threads=2, worker_timeout=100)
     running.start()
 

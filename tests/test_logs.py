@@ -148,3 +148,16 @@ def test_text_lines_name_the_request_only_when_there_is_one():
     assert formatter.format(record).endswith(" INFO snorq: hello")
     record.request_id = "abc"
     assert formatter.format(record).endswith(" INFO snorq [abc]: hello")
+
+
+def test_at_debug_a_jobs_arguments_are_not_logged(caplog, worker):
+    from workers.inbound import ingest_webhooks
+
+    body, _ = unknown_account_webhook()
+    caplog.set_level(logging.DEBUG, logger="workers.inbound.ingest_webhooks")
+    ingest_webhooks.send([["d-debug", "whatsapp", body.decode(), 0.0, "r-debug"]])
+    worker.drain()
+
+    actor_lines = [r.getMessage() for r in caplog.records if r.name == ingest_webhooks.logger.name]
+    assert "Received its arguments (not logged)." in actor_lines
+    assert not any(body.decode()[:40] in r.getMessage() for r in caplog.records)

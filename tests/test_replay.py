@@ -18,11 +18,12 @@ from app.models import (
 from tests.fixtures import make_connection
 from tests.payloads import payload
 from tests.support import meta_headers, signed
-from workers.broker import INBOUND, MAINTENANCE, OUTBOUND
+from workers.broker import INBOUND, OUTBOUND
 
 UNKNOWN_PHONE_NUMBER_ID = "999000999"
-#: The files of these webhooks are not fetched here (tests/test_media_fetch.py does).
-WORKER_QUEUES = (INBOUND, OUTBOUND, MAINTENANCE)
+#: The files of these webhooks are not fetched here (tests/test_media_fetch.py does), nor
+#: the customers' profiles (tests/test_profiles.py: the platforms do not answer here).
+WORKER_QUEUES = (INBOUND, OUTBOUND)
 
 
 def deliver(client, worker, platform: str, *bodies) -> None:
