@@ -84,7 +84,7 @@ def receive(name: str):
         log.error("Could not queue a %s webhook (%s); answered 503", name, type(error).__name__)
         return Response("Queue unavailable; retry later.\n", status=503, mimetype="text/plain")
     metrics.WEBHOOKS_ACKNOWLEDGED.labels(name).inc()
-    log.info("Queued a %s webhook as delivery %s (%d bytes)", name, delivery_id, len(body))
+    log.debug("Queued a %s webhook as delivery %s (%d bytes)", name, delivery_id, len(body))
     metrics.observe_since(metrics.WEBHOOK_ACK_SECONDS, started, name)
     return Response("OK\n", mimetype="text/plain")
 
