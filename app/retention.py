@@ -13,7 +13,7 @@ holds a lock ingest waits for (on SQLite, the one writer lock) for long.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from peewee import ModelSelect
 
@@ -44,26 +44,20 @@ def expired_audit(before: datetime.datetime) -> ModelSelect:
     )
 
 
-def prune_webhooks(now: datetime.datetime, days: int) -> int:
-    """Delete the processed webhook bodies older than ``days`` (0: none).
+def prune(
+    expired: Callable[[datetime.datetime], ModelSelect], now: datetime.datetime, days: int
+) -> int:
+    """Delete the rows ``expired`` selects as older than ``days`` (0: none), in batches.
+
+    Parameters:
+      expired: :func:`expired_webhooks` or :func:`expired_audit`.
 
     Returns:
       How many were deleted.
     """
     if days <= 0:
         return 0
-    return delete_in_batches(expired_webhooks(now - datetime.timedelta(days=days)))
-
-
-def prune_audit(now: datetime.datetime, days: int) -> int:
-    """Delete the audit entries older than ``days`` (0: none).
-
-    Returns:
-      How many were deleted.
-    """
-    if days <= 0:
-        return 0
-    return delete_in_batches(expired_audit(now - datetime.timedelta(days=days)))
+    return delete_in_batches(expired(now - datetime.timedelta(days=days)))
 
 
 def delete_in_batches(expired: ModelSelect) -> int:

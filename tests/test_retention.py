@@ -121,7 +121,7 @@ def test_rows_are_deleted_a_batch_per_statement(monkeypatch):
 
     monkeypatch.setattr(database.obj, "execute_sql", counting)
 
-    assert retention.prune_webhooks(utcnow(), 30) == len(old)
+    assert retention.prune(retention.expired_webhooks, utcnow(), 30) == len(old)
 
     assert deletes == [2, 2, 1]
     assert remaining(WebhookEvent) == {recent}

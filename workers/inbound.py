@@ -52,26 +52,28 @@ def ingest_webhooks(deliveries: list[list]) -> None:
     Each is processed with its own request id (jobs queued before there were
     request ids have none: their deliveries keep the job's).
     """
-    webhooks = [
-        WebhookEvent(
-            delivery_id=delivery_id,
-            platform=platform,
-            body=body.encode("utf-8", "surrogateescape"),
-            received_at=_naive_utc(received_at),
-        )
-        for delivery_id, platform, body, received_at, *_ in deliveries
-    ]
     job_request_id = logs.request_id.get()
-    for number, webhook in enumerate(webhooks):
-        delivery_request_id = deliveries[number][4] if len(deliveries[number]) > 4 else None
+    received = [
+        (
+            WebhookEvent(
+                delivery_id=delivery_id,
+                platform=platform,
+                body=body.encode("utf-8", "surrogateescape"),
+                received_at=_naive_utc(received_at),
+            ),
+            (request_id[0] if request_id else None) or job_request_id,
+        )
+        for delivery_id, platform, body, received_at, *request_id in deliveries
+    ]
+    for number, (webhook, request_id) in enumerate(received):
         try:
-            with logs.request_context(delivery_request_id or job_request_id):
+            with logs.request_context(request_id):
                 process(webhook)
             _observe_lag(webhook)
         except Exception:
             # Whatever failed, this body and the rest of the group stay: for the retry,
             # the sweep and `snorq replay`.
-            rows = [rest.__data__ for rest in webhooks[number:]]
+            rows = [rest.__data__ for rest, _ in received[number:]]
             WebhookEvent.insert_many(rows).on_conflict_ignore().execute()
             raise
 

@@ -22,8 +22,8 @@ def prune_stored() -> None:
     """
     settings = get_settings()
     now = utcnow()
-    webhooks = retention.prune_webhooks(now, settings.webhook_retention_days)
-    entries = retention.prune_audit(now, settings.audit_retention_days)
+    webhooks = retention.prune(retention.expired_webhooks, now, settings.webhook_retention_days)
+    entries = retention.prune(retention.expired_audit, now, settings.audit_retention_days)
     if webhooks or entries:
         log.info(
             "Deleted %d stored webhook(s) and %d audit entries past retention", webhooks, entries
