@@ -84,12 +84,3 @@ def migrate() -> list[str]:
     for name in applied:
         log.info("Applied migration %s", name)
     return applied
-
-
-def pending_migrations() -> list[str]:
-    with database.connection_context():
-        return [
-            m.name
-            for m in Runner(database.obj, directory=str(MIGRATIONS)).status()
-            if not m.applied
-        ]
