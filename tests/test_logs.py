@@ -35,12 +35,10 @@ def unknown_account_webhook() -> tuple[bytes, dict]:
     return signed("whatsapp", body)
 
 
-def test_a_webhooks_request_id_is_on_its_web_and_worker_lines(
-    client, worker, json_lines, monkeypatch
-):
+def test_a_webhooks_request_id_is_on_its_web_and_worker_lines(client, worker, json_lines, caplog):
     # The web's line per queued webhook is DEBUG (one more line per request costs the
     # web a quarter of its throughput: bench/README.md).
-    monkeypatch.setattr(logging.getLogger("app.web.webhooks"), "level", logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="app.web.webhooks")
     data, headers = unknown_account_webhook()
 
     response = client.post("/api/v1/webhooks/whatsapp", data=data, headers=headers)
