@@ -47,6 +47,7 @@ from bench.common import (
     snorq_env,
     wait_for,
 )
+from tests.reliability.evidence import busiest_window
 
 ACCOUNTS = {"throughput": "106540352242922", "precision": "106540352242923"}
 CONVERSATIONS = 200
@@ -199,19 +200,9 @@ def precision(env: dict, cursor, ids: dict, name: str, limit: int, logs: Path) -
         "limit": limit,
         "offered": offered,
         "sent": len(times),
-        "most_in_any_second": most_in_any_span(times, 1.0),
+        "most_in_any_second": busiest_window(times, 1.0),
         "utilisation": (last - first) / (times[last] - times[first]) / limit,
     }
-
-
-def most_in_any_span(times: list[float], span: float) -> int:
-    """The most of ``times`` (sorted) inside any half-open span of ``span`` seconds."""
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= span:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def setup(env: dict, cursor) -> dict:
