@@ -375,3 +375,43 @@ def test_what_the_page_says_wrongly_is_ignored(open_as, user, said):
     ana.send(said)
     viewing(ana, user, CONVERSATION + 1)
     assert here(user) == []
+
+
+def test_presence_kept_and_announced_by_another_web_process_reaches_the_page(
+    open_as, user, colleague
+):
+    now = time.time()
+    elsewhere = presence.Record(colleague.id, colleague.email, now - 60, expires=now + 30)
+    presence.save(user.organization_id, CONVERSATION, "a-page-on-another-process", elsewhere)
+    ana = open_as(user)
+
+    say(ana, CONVERSATION)
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, "viewing")
+
+    typing = {
+        "conversation_id": CONVERSATION,
+        "user": {"id": colleague.id, "email": colleague.email},
+    }
+    live.announce(user.organization_id, "presence", {**typing, "state": "typing", "since": None})
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, "typing")
+
+
+def test_an_open_page_refreshes_its_presence_so_it_outlives_the_records_lifetime(
+    open_as, user, colleague, monkeypatch
+):
+    monkeypatch.setattr(presence, "REFRESH_SECONDS", 1)
+    ana = open_as(user)
+    viewing(ana, user)
+    bea = open_as(colleague)
+    viewing(bea, colleague)
+    assert presence_of(receive(ana))[3] == "viewing"
+
+    again = [presence_of(receive(ana, timeout=3)) for _ in range(2)]
+
+    assert again == [("presence", CONVERSATION, colleague.email, "viewing")] * 2
+    (record,) = [
+        r
+        for r in presence.records(user.organization_id, CONVERSATION, time.time())
+        if r.user_id == colleague.id
+    ]
+    assert record.expires > time.time() + presence.TTL_SECONDS - 2
