@@ -82,7 +82,8 @@ export class Presence {
   }
 
   render() {
-    const entries = [...this.others.values()].sort((a, b) => a.since.localeCompare(b.since));
+    const since = (entry) => entry.since ?? "";
+    const entries = [...this.others.values()].sort((a, b) => since(a).localeCompare(since(b)));
     const node = $("thread-presence");
     node.replaceChildren(
       ...entries.map((entry) =>
