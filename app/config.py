@@ -2,8 +2,9 @@
 
 With nothing set, SNORQ runs embedded: SQLite under ``instance/``, an in-process
 Redis-compatible store, and a development encryption key generated on first use.
-Setting ``DATABASE_URL`` switches to production mode, where a missing secret is a
-start-up error instead of a generated default.
+Setting ``DATABASE_URL`` (PostgreSQL, or an SQLite file named on purpose) switches to
+production mode, where a missing secret is a start-up error instead of a generated
+default.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -22,6 +24,10 @@ PLATFORMS = ("whatsapp", "facebook", "tiktok")
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com/v25.0"
 DEFAULT_TIKTOK_API_URL = "https://business-api.tiktok.com/open_api/v1.3"
 DEFAULT_TIKTOK_AUTH_URL = "https://www.tiktok.com/v2/auth/authorize/"
+
+#: The schemes ``DATABASE_URL`` may have.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+SQLITE_SCHEME = "sqlite"
 
 #: The seed's daily quotas per connection (messages per rolling 24 h).
 DEFAULT_DAILY_QUOTAS = {"whatsapp": 1000, "facebook": 200, "tiktok": 100}
@@ -97,8 +103,15 @@ class Settings:
         return path.read_text().strip() if path.exists() else None
 
     @property
-    def sqlite_path(self) -> Path:
-        return self.instance_path / "snorq.db"
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file: ``instance/snorq.db``, a ``sqlite:///`` URL's, or None (PostgreSQL)."""
+        if self.database_url is None:
+            return self.instance_path / "snorq.db"
+        url = urlsplit(self.database_url)
+        if url.scheme != SQLITE_SCHEME:
+            return None
+        # sqlite:///relative/x.db and sqlite:////absolute/x.db, as playhouse.db_url reads them.
+        return Path(url.path[1:]).resolve()
 
     @property
     def media_path(self) -> Path:
@@ -113,11 +126,12 @@ class Settings:
 
         Raises:
           ConfigError: in production mode when ``SECRET_KEY`` or
-            ``SNORQ_ENCRYPTION_KEYS`` is missing, or when a number is malformed.
+            ``SNORQ_ENCRYPTION_KEYS`` is missing, when ``DATABASE_URL`` is not a
+            database SNORQ runs on, or when a number is malformed.
         """
         env = os.environ if env is None else env
         instance_path = Path(env.get("SNORQ_INSTANCE_PATH") or "instance").resolve()
-        database_url = env.get("DATABASE_URL") or None
+        database_url = _database_url(env)
         if database_url is None:
             secret_key, encryption_keys = _development_secrets(env, instance_path)
         else:
@@ -192,6 +206,30 @@ def log_format(env: Mapping[str, str] | None = None) -> str:
     if value not in LOG_FORMATS:
         raise ConfigError(f"LOG_FORMAT must be text or json, not {value!r}.")
     return value
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """``DATABASE_URL`` if it is PostgreSQL or an SQLite file; None if unset.
+
+    Raises:
+      ConfigError: any other scheme (the message names the scheme only: the URL may
+        hold a password).
+    """
+    url = env.get("DATABASE_URL", "").strip()
+    if not url:
+        return None
+    scheme, found, _ = url.partition("://")
+    if not found or scheme.lower() not in (*POSTGRES_SCHEMES, SQLITE_SCHEME):
+        named = repr(scheme) if found else "missing"
+        raise ConfigError(
+            f"DATABASE_URL must start with postgresql://, postgres:// or sqlite:/// "
+            f"(its scheme is {named})."
+        )
+    if scheme.lower() == SQLITE_SCHEME and urlsplit(url).path[1:] in ("", ":memory:"):
+        raise ConfigError(
+            "DATABASE_URL: a sqlite:/// URL names a file, as sqlite:////var/lib/snorq/snorq.db."
+        )
+    return url
 
 
 def _platform_secrets(env: Mapping[str, str]) -> dict[str, PlatformSecrets]:

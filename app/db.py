@@ -1,9 +1,9 @@
 """The database: one peewee proxy bound at run time, and the migration runner.
 
-SQLite (embedded default) and PostgreSQL (``DATABASE_URL``) get the same schema
-from the same migrations. On SQLite every ``database.atomic()`` begins with
-``BEGIN IMMEDIATE``, so a writer takes its lock up front instead of failing
-half-way when another thread writes too.
+SQLite (embedded default, or a ``sqlite:///`` ``DATABASE_URL``) and PostgreSQL
+(a ``postgresql://`` one) get the same schema from the same migrations. On SQLite
+every ``database.atomic()`` begins with ``BEGIN IMMEDIATE``, so a writer takes its
+lock up front instead of failing half-way when another thread writes too.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def utcnow() -> datetime.datetime:
 
 def open_database(settings: Settings, *, max_connections: int = 32) -> Database:
     """A database for the settings' URL (SQLite under ``instance/`` by default)."""
-    if settings.database_url is None:
-        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    path = settings.sqlite_path
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteDatabase(
-            str(settings.sqlite_path),
+            str(path),
             pragmas={
                 "journal_mode": "wal",
                 "busy_timeout": 10_000,

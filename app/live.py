@@ -4,6 +4,10 @@ Each event gets the organization's next sequence number, is kept in a bounded
 per-organization log (so a page that reconnects can ask for everything after
 the last number it saw) and is published on the organization's channel — all
 in one atomic Redis script, so the published order is the numbered order.
+
+What is stale within seconds (who is viewing a conversation, ``app/presence.py``)
+is announced on the same channel without a number and is not kept: a page that
+reconnects asks again instead of catching up.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ def publish(organization_id: int, event_type: str, data: dict) -> int:
     body = json.dumps({"type": event_type, "data": data}, separators=(",", ":"), default=str)
     client = get_redis()
     return int(client.eval(_PUBLISH, 3, *_keys(organization_id), body, RETAINED_EVENTS))
+
+
+def announce(organization_id: int, event_type: str, data: dict) -> None:
+    """Send one event to the organization's open pages, without a number or a place in the log."""
+    body = json.dumps({"type": event_type, "data": data}, separators=(",", ":"), default=str)
+    get_redis().publish(_keys(organization_id)[2], body)
 
 
 def events_since(organization_id: int, seq: int) -> tuple[list[dict], bool]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import datetime
 
-from app.models import Attachment, Contact, Conversation, Message, PlatformConnection
+from app.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    Message,
+    MessageStatus,
+    PlatformConnection,
+)
+from app.platforms.errors import ErrorCode
 
 
 def timestamp(value: datetime.datetime | None) -> str | None:
@@ -31,8 +39,22 @@ def message_json(message: Message, attachments: list[Attachment] | None = None) 
         "failed_at": timestamp(message.failed_at),
         # When the customer (or the platform's own app) sent it, as the platform says.
         "platform_timestamp": timestamp(message.platform_timestamp),
+        "unconfirmed_until": timestamp(unconfirmed_until(message)),
         "attachments": [attachment_json(a) for a in attachments or ()],
     }
+
+
+def unconfirmed_until(message: Message) -> datetime.datetime | None:
+    """Until when SNORQ waits for a webhook to settle a send the platform never answered.
+
+    The worker keeps that moment in ``send_lease_until`` when it marks the send
+    unconfirmed (the time of the mark plus ``SNORQ_SEND_UNCONFIRMED_WAIT``); the
+    clock's sweep fails the send once it has passed. None for any other message.
+    """
+    unconfirmed = message.error_code == ErrorCode.SEND_UNCONFIRMED
+    if message.status != MessageStatus.PENDING or not unconfirmed:
+        return None
+    return message.send_lease_until
 
 
 def attachment_json(attachment: Attachment) -> dict:

@@ -103,3 +103,16 @@ def test_a_configuration_error_is_one_clear_line(monkeypatch):
     result = CliRunner().invoke(main, ["create-org", "X"])
     assert result.exit_code == 2
     assert "SECRET_KEY must be set" in result.output
+
+
+def test_an_unsupported_database_url_is_one_clear_line(monkeypatch):
+    from app.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", "mysql://snorq:hunter2@127.0.0.1/snorq")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "snorq: configuration error: DATABASE_URL must start with postgresql://, "
+        "postgres:// or sqlite:/// (its scheme is 'mysql').\n"
+    )

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -70,3 +72,62 @@ def test_a_malformed_number_is_named(tmp_path):
     env = {"SNORQ_INSTANCE_PATH": str(tmp_path), "SNORQ_WEBHOOK_MAX_BYTES": "lots"}
     with pytest.raises(ConfigError, match="SNORQ_WEBHOOK_MAX_BYTES must be a whole number"):
         Settings.from_env(env)
+
+
+def _production(tmp_path, database_url: str) -> dict:
+    return {
+        "SNORQ_INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "x" * 40,
+        "SNORQ_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("database_url", "path"),
+    [("sqlite:////srv/snorq/snorq.db", "/srv/snorq/snorq.db"), ("postgres://db/snorq", None)],
+)
+def test_a_database_url_says_which_database_and_file(tmp_path, database_url, path):
+    settings = Settings.from_env(_production(tmp_path, database_url))
+    assert settings.sqlite_path == (Path(path) if path else None)
+    assert settings.production
+
+
+def test_a_relative_sqlite_url_is_a_file_under_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env(_production(tmp_path, "sqlite:///data/snorq.db"))
+    assert settings.sqlite_path == tmp_path / "data" / "snorq.db"
+
+
+def test_a_sqlite_url_is_production_mode_and_needs_its_secrets(tmp_path):
+    env = _production(tmp_path, "sqlite:////srv/snorq/snorq.db")
+    del env["SECRET_KEY"]
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("database_url", "named"),
+    [
+        ("mysql://snorq:hunter2@db/snorq", "'mysql'"),
+        ("postgresq://db/snorq", "'postgresq'"),
+        ("/srv/snorq/snorq.db", "missing"),
+    ],
+)
+def test_an_unsupported_database_url_names_the_scheme_and_not_the_password(
+    tmp_path, database_url, named
+):
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(_production(tmp_path, database_url))
+    message = str(refused.value)
+    assert message == (
+        "DATABASE_URL must start with postgresql://, postgres:// or sqlite:/// "
+        f"(its scheme is {named})."
+    )
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("database_url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_a_sqlite_url_must_name_a_file(tmp_path, database_url):
+    with pytest.raises(ConfigError, match="a sqlite:/// URL names a file"):
+        Settings.from_env(_production(tmp_path, database_url))

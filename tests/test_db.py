@@ -1,8 +1,14 @@
+import os
+import subprocess
+import sys
+
 import pytest
+from cryptography.fernet import Fernet
 from peewee import IntegrityError, SqliteDatabase
 from playhouse.migrations import Runner
 
-from app.db import MIGRATIONS, database, migrate
+from app.config import Settings
+from app.db import MIGRATIONS, database, migrate, open_database
 from app.models import (
     ALL_MODELS,
     Contact,
@@ -42,6 +48,45 @@ def test_migrations_build_every_model_table_on_a_fresh_database(tmp_path):
     for model in ALL_MODELS:
         columns = {field.column_name for field in model._meta.sorted_fields}
         assert set(once[model._meta.table_name][0]) == columns, model.__name__
+
+
+def test_a_sqlite_url_opens_that_file_as_the_embedded_database_is_opened(tmp_path):
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path}/data/snorq.db",
+            "SECRET_KEY": "x" * 40,
+            "SNORQ_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        }
+    )
+    db = open_database(settings)
+    with db.connection_context():
+        pragmas = {name: db.pragma(name) for name in ("journal_mode", "busy_timeout")}
+        assert pragmas == {"journal_mode": "wal", "busy_timeout": 10_000}
+        assert db.pragma("foreign_keys") == 1
+    assert isinstance(db, SqliteDatabase) and (tmp_path / "data" / "snorq.db").exists()
+
+
+def test_snorq_migrates_and_creates_an_organization_in_a_sqlite_url_database(tmp_path):
+    path = tmp_path / "x.db"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{path}",
+        "SNORQ_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    env.pop("REDIS_URL", None)
+    snorq = [sys.executable, "-c", "from app.cli import main; main()"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*snorq, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run("migrate").startswith("Applied ")
+    organization_id = int(run("create-org", "Acme Ltd"))
+    fresh = SqliteDatabase(str(path))
+    name = fresh.execute_sql("SELECT name FROM organization WHERE id = ?", (organization_id,))
+    assert name.fetchone() == ("Acme Ltd",)
+    assert not (tmp_path / "instance" / "snorq.db").exists()
 
 
 def test_an_account_belongs_to_one_connection(org, other_org):

@@ -22,6 +22,7 @@ SCRIPTS = [
     "thread.js",
     "message_view.js",
     "composer.js",
+    "presence.js",
     "connections.js",
 ]
 

@@ -9,7 +9,9 @@ import pytest
 from simple_websocket import Client, ConnectionError
 from werkzeug.serving import make_server
 
-from app import live
+from app import live, presence
+from app.auth import hash_password
+from app.models import User
 from app.web import live_socket
 
 ORIGIN = "http://127.0.0.1"  # the test client's Host header carries no port
@@ -216,3 +218,200 @@ def test_a_socket_closes_after_its_time_so_the_page_signs_in_again(page, user, m
     ws = page()
     assert wait_until(lambda: not ws.connected)
     assert subscribers(user.organization_id) == 0
+
+
+# -- who else is here --------------------------------------------------------------------
+
+CONVERSATION = 41
+
+
+def staff(org, email: str):
+    return User.create(organization=org, email=email, password_hash=hash_password("pw"))
+
+
+@pytest.fixture
+def colleague(org):
+    return staff(org, "bea@acme.test")
+
+
+@pytest.fixture
+def open_as(app, server):
+    """``open_as(user)``: a page of that staff member, its socket open and subscribed."""
+    sockets = []
+
+    def open_socket(user) -> Client:
+        ws = connect(server, "since=0", Cookie=session_cookie(app, user), Origin=ORIGIN)
+        sockets.append((ws, user.organization_id))
+        return subscribed(ws, user.organization_id)
+
+    yield open_socket
+    for ws, _ in sockets:
+        if ws.connected:
+            ws.close()
+    assert wait_until(lambda: all(subscribers(org_id) == 0 for _, org_id in sockets))
+
+
+def say(ws, conversation_id, state="viewing"):
+    ws.send(json.dumps({"type": "presence", "conversation_id": conversation_id, "state": state}))
+
+
+def here(user, conversation_id=CONVERSATION) -> list[dict]:
+    """Who the API would tell anyone but ``user`` is in the conversation."""
+    return presence.present(user.organization_id, conversation_id, excluding=-1)
+
+
+def viewing(ws, user, conversation_id=CONVERSATION):
+    """The page of ``user`` shows the conversation, and the server has acted on it."""
+    say(ws, conversation_id)
+    assert wait_until(lambda: any(e["user"]["id"] == user.id for e in here(user, conversation_id)))
+
+
+def presence_of(event) -> tuple:
+    data = event["data"]
+    return event["type"], data["conversation_id"], data["user"]["email"], data["state"]
+
+
+def test_a_page_opening_a_conversation_hears_who_is_already_there_and_they_hear_of_it(
+    open_as, user, colleague
+):
+    ana = open_as(user)
+    viewing(ana, user)
+    bea = open_as(colleague)
+
+    say(bea, CONVERSATION)
+
+    told = receive(bea)
+    assert presence_of(told) == ("presence", CONVERSATION, user.email, "viewing")
+    assert set(told["data"]) == {"conversation_id", "user", "state", "since"}
+    assert told["data"]["user"] == {"id": user.id, "email": user.email}
+    assert "seq" not in told
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, "viewing")
+
+
+def test_typing_is_relayed_and_ends_by_itself_once_the_typing_stops(
+    open_as, user, colleague, monkeypatch
+):
+    monkeypatch.setattr(presence, "TYPING_SECONDS", 1)
+    ana = open_as(user)
+    viewing(ana, user)
+    bea = open_as(colleague)
+    viewing(bea, colleague)
+    assert presence_of(receive(ana))[3] == "viewing"
+
+    say(bea, CONVERSATION, "typing")
+
+    typing = receive(ana)
+    assert presence_of(typing) == ("presence", CONVERSATION, colleague.email, "typing")
+    assert presence_of(receive(ana))[3] == "viewing"
+
+
+def test_closing_the_page_or_opening_another_conversation_takes_its_presence_away(
+    open_as, user, colleague
+):
+    ana = open_as(user)
+    viewing(ana, user)
+    bea = open_as(colleague)
+    viewing(bea, colleague)
+    receive(ana)
+
+    say(bea, CONVERSATION + 1)
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, None)
+    viewing(bea, colleague)
+    assert presence_of(receive(ana))[3] == "viewing"
+    bea.close()
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, None)
+    assert [e["user"]["email"] for e in here(user)] == [user.email]
+
+
+def test_a_page_only_hears_of_the_conversation_it_shows(open_as, user, colleague):
+    ana = open_as(user)
+    viewing(ana, user, CONVERSATION + 1)
+    bea = open_as(colleague)
+
+    viewing(bea, colleague)
+
+    assert ana.receive(timeout=1.5) is None
+
+
+def test_a_staff_member_never_hears_of_themself_even_from_their_other_page(open_as, user):
+    first = open_as(user)
+    viewing(first, user)
+    second = open_as(user)
+
+    say(second, CONVERSATION, "typing")
+    assert wait_until(lambda: here(user)[0]["state"] == "typing")
+
+    assert first.receive(timeout=1.5) is None
+    assert second.receive(timeout=0.1) is None
+
+
+def test_another_organizations_staff_never_hear_of_it(open_as, user, other_org):
+    stranger = staff(other_org, "eve@globex.test")
+    theirs = open_as(stranger)
+    viewing(theirs, stranger)
+    ana = open_as(user)
+
+    viewing(ana, user)
+    say(ana, CONVERSATION, "typing")
+
+    assert theirs.receive(timeout=1.5) is None
+    assert ana.receive(timeout=0.1) is None
+    assert [e["user"]["id"] for e in here(user)] == [user.id]
+    assert [e["user"]["id"] for e in here(stranger)] == [stranger.id]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "not json",
+        '{"type": "presence", "conversation_id": "41"}',
+        '{"type": "presence", "conversation_id": 41, "state": "shouting"}',
+        '{"type": "presence", "conversation_id": -3}',
+        '["presence", 41]',
+    ],
+)
+def test_what_the_page_says_wrongly_is_ignored(open_as, user, said):
+    ana = open_as(user)
+    ana.send(said)
+    viewing(ana, user, CONVERSATION + 1)
+    assert here(user) == []
+
+
+def test_presence_kept_and_announced_by_another_web_process_reaches_the_page(
+    open_as, user, colleague
+):
+    now = time.time()
+    elsewhere = presence.Record(colleague.id, colleague.email, now - 60, expires=now + 30)
+    presence.save(user.organization_id, CONVERSATION, "a-page-on-another-process", elsewhere)
+    ana = open_as(user)
+
+    say(ana, CONVERSATION)
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, "viewing")
+
+    typing = {
+        "conversation_id": CONVERSATION,
+        "user": {"id": colleague.id, "email": colleague.email},
+    }
+    live.announce(user.organization_id, "presence", {**typing, "state": "typing", "since": None})
+    assert presence_of(receive(ana)) == ("presence", CONVERSATION, colleague.email, "typing")
+
+
+def test_an_open_page_refreshes_its_presence_so_it_outlives_the_records_lifetime(
+    open_as, user, colleague, monkeypatch
+):
+    monkeypatch.setattr(presence, "REFRESH_SECONDS", 1)
+    ana = open_as(user)
+    viewing(ana, user)
+    bea = open_as(colleague)
+    viewing(bea, colleague)
+    assert presence_of(receive(ana))[3] == "viewing"
+
+    again = [presence_of(receive(ana, timeout=3)) for _ in range(2)]
+
+    assert again == [("presence", CONVERSATION, colleague.email, "viewing")] * 2
+    (record,) = [
+        r
+        for r in presence.records(user.organization_id, CONVERSATION, time.time())
+        if r.user_id == colleague.id
+    ]
+    assert record.expires > time.time() + presence.TTL_SECONDS - 2

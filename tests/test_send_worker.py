@@ -8,9 +8,11 @@ import requests
 import responses
 
 from app import live, messages
+from app.config import get_settings
 from app.db import utcnow
 from app.models import AuditLog, ConnectionStatus, MessageStatus
 from app.platforms.errors import ErrorCode
+from app.serializers import timestamp
 from tests.platform_fakes import (
     SEND_URLS,
     TIKTOK,
@@ -211,6 +213,50 @@ def test_a_send_the_platform_never_answered_is_not_repeated(worker, org, thread,
     assert event_types(org) == ["message:status"]
     (entry,) = AuditLog.select()
     assert not entry.ok and "may have been delivered" in entry.detail
+
+
+def api_message(client, api_headers, message) -> dict:
+    path = f"/api/v1/conversations/{message.conversation_id}/messages"
+    listed = client.get(path, headers=api_headers).get_json()["messages"]
+    return next(m for m in listed if m["id"] == message.id)
+
+
+@responses.activate
+def test_the_api_says_until_when_an_unconfirmed_send_waits_for_the_platform(
+    worker, org, thread, user, client, api_headers, monkeypatch
+):
+    monkeypatch.setenv("SNORQ_SEND_UNCONFIRMED_WAIT", "90")
+    get_settings.cache_clear()
+    responses.post(URL, body=requests.ReadTimeout("read timed out"))
+    message = reply(thread, user)
+    assert api_message(client, api_headers, message)["unconfirmed_until"] is None
+
+    before = utcnow()
+    send_message.send(message.id)
+    worker.drain()
+    after = utcnow()
+
+    shown = api_message(client, api_headers, message)
+    until = datetime.datetime.fromisoformat(shown["unconfirmed_until"].removesuffix("Z"))
+    wait = datetime.timedelta(seconds=90)
+    assert before + wait <= until <= after + wait
+    assert shown["unconfirmed_until"] == timestamp(reload(message).send_lease_until)
+    (event,) = live.events_since(org.id, 0)[0]
+    assert event["data"]["message"]["unconfirmed_until"] == shown["unconfirmed_until"]
+
+
+@responses.activate
+def test_a_queued_or_sent_reply_is_not_unconfirmed(worker, thread, user, client, api_headers):
+    responses.post(URL, json=whatsapp_sent("wamid.OK"))
+    message = reply(thread, user)
+    queued = api_message(client, api_headers, message)
+
+    send_message.send(message.id)
+    worker.drain()
+
+    sent = api_message(client, api_headers, message)
+    assert (queued["status"], queued["unconfirmed_until"]) == (MessageStatus.PENDING, None)
+    assert (sent["status"], sent["unconfirmed_until"]) == (MessageStatus.SENT, None)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import quote_etag
 from werkzeug.wsgi import wrap_file
 
-from app import attachments, live, media_types, messages
+from app import attachments, live, media_types, messages, presence
 from app.config import get_settings
 from app.db import utcnow
 from app.models import (
@@ -382,6 +382,19 @@ def list_events():
     since = request.args.get("since", default=0, type=int)
     events, complete = live.events_since(_organization_id(), since)
     return jsonify(events=events, latest=live.latest_seq(_organization_id()), complete=complete)
+
+
+@bp.get("/conversations/<int:conversation_id>/presence")
+@api_login_required
+def conversation_presence(conversation_id: int):
+    """The other staff members viewing or typing in the conversation now (README, "Who else
+    is here"); never the caller."""
+    conversation = get_conversation(conversation_id)
+    try:
+        here = presence.present(_organization_id(), conversation.id, excluding=current_user().id)
+    except RedisError:
+        abort(503, description="Presence is unavailable right now; try again shortly.")
+    return jsonify(presence=here)
 
 
 def _encode_cursor(at: datetime.datetime, conversation_id: int) -> str:

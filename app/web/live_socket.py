@@ -8,6 +8,11 @@ page gets every event once, in order, whatever the subscription dropped. When
 the log no longer reaches back far enough, the page gets ``{"type": "reset",
 "seq": N}``: reload, then continue after N.
 
+The page says over the socket which conversation it shows and when its user
+types; the socket keeps that page's presence (``app/presence.py``) and passes on
+the other staff members' presence in that conversation as it is announced
+(``presence`` events, without a sequence number).
+
 Only the session cookie authenticates (a token in a URL ends up in logs), and the
 ``Origin`` must be this site, since browsers send cookies on cross-site
 websocket handshakes too. Each socket holds a server thread, so a socket that
@@ -22,6 +27,8 @@ import logging
 import queue
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import redis
@@ -29,7 +36,7 @@ from flask import Blueprint, Flask, abort, current_app, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 
-from app import live, metrics
+from app import live, metrics, presence
 from app.db import database
 from app.web.access import current_user
 
@@ -48,7 +55,7 @@ HEARTBEAT_SECONDS = 25
 MAX_SOCKET_SECONDS = 15 * 60
 #: A longer backlog is replaced by a reset: reloading is cheaper than replaying.
 MAX_BACKLOG = 500
-#: The page sends nothing the server acts on.
+#: The page only says where it is (a few dozen bytes of presence).
 MAX_MESSAGE_BYTES = 1024
 
 HEARTBEAT = json.dumps({"type": "heartbeat"})
@@ -73,24 +80,28 @@ def _same_origin(origin: str) -> bool:
 @sock.route("/ws", bp=bp)
 def live_events(ws: Server) -> None:
     """Push the organization's events to one staff page until it goes."""
-    organization_id = current_user().organization_id
+    user = current_user()
     since = request.args.get("since", type=int)
     # The socket may stay open for minutes; it must not hold a pooled connection.
     if not database.is_closed():
         database.close()
+    here = presence.Page(
+        user.organization_id, user.id, user.email, lambda event: ws.send(json.dumps(event))
+    )
     try:
         with metrics.LIVE_CONNECTIONS.track_inprogress():
-            _stream(ws, organization_id, since)
+            _stream(ws, here, since)
     except (ConnectionClosed, OSError):
         pass
     except redis.RedisError:
         log.warning("Live events unavailable; closing the socket so the page reconnects")
 
 
-def _stream(ws: Server, organization_id: int, since: int | None) -> None:
+def _stream(ws: Server, here: presence.Page, since: int | None) -> None:
     """Send the events after ``since``, then each new one, until the client goes."""
+    organization_id = here.organization_id
     closes_at = time.monotonic() + MAX_SOCKET_SECONDS * random.uniform(0.8, 1.0)
-    with live.hub.subscription(organization_id) as wakeups:
+    with live.hub.subscription(organization_id) as wakeups, _present(here):
         latest = live.latest_seq(organization_id)
         if since is None or since > latest:
             # No position, or one from before the event log was lost: start afresh.
@@ -106,7 +117,16 @@ def _stream(ws: Server, organization_id: int, since: int | None) -> None:
             elif now - last_sent >= HEARTBEAT_SECONDS:
                 ws.send(HEARTBEAT)
                 last_sent = now
-            _wait(ws, wakeups, until=last_sent + HEARTBEAT_SECONDS)
+            _wait(ws, wakeups, here, until=last_sent + HEARTBEAT_SECONDS)
+
+
+@contextmanager
+def _present(here: presence.Page) -> Iterator[None]:
+    """The page's presence is removed when its socket ends, however it ends."""
+    try:
+        yield
+    finally:
+        here.leave()
 
 
 def _send_since(ws: Server, organization_id: int, seq: int) -> int:
@@ -124,22 +144,30 @@ def _reset(ws: Server, latest: int) -> int:
     return latest
 
 
-def _wait(ws: Server, wakeups: queue.Queue, until: float) -> None:
-    """Wait for the organization's next event, or until ``until`` (a monotonic time).
+def _wait(ws: Server, wakeups: queue.Queue, here: presence.Page, until: float) -> None:
+    """Wait for the organization's next logged event, or until ``until`` (a monotonic time).
+
+    Meanwhile, about every second, act on what the page said about its presence,
+    and pass on the presence events of others as they come.
 
     Raises:
       ConnectionClosed: once the client has gone (checked every second).
     """
     while (left := until - time.monotonic()) > 0:
-        while ws.receive(timeout=0) is not None:
-            pass
+        while (said := ws.receive(timeout=0)) is not None:
+            here.receive(said)
+        here.tick()
         try:
-            wakeups.get(timeout=min(left, 1.0))
+            events = [wakeups.get(timeout=min(left, 1.0))]
         except queue.Empty:
             continue
         while not wakeups.empty():
-            wakeups.get_nowait()
-        return
+            events.append(wakeups.get_nowait())
+        for event in events:
+            if "seq" not in event:
+                here.relay(event)
+        if any("seq" in event for event in events):
+            return
 
 
 def init_app(app: Flask) -> None:

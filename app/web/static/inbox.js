@@ -6,6 +6,7 @@ import { api, el, platformBadge, platformLabel, refreshTimes, showLiveState } fr
 import { Composer } from "./composer.js";
 import { ConversationList } from "./conversation_list.js";
 import { followLive } from "./live.js";
+import { Presence } from "./presence.js";
 import { Thread } from "./thread.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,8 +20,11 @@ let connections = new Map();
 const list = new ConversationList(remember);
 const thread = new Thread();
 const composer = new Composer((message) => {
+  presence.sent();
   if (thread.id === message.conversation_id) thread.add(message);
 });
+let live = null;
+const presence = new Presence((message) => live?.send(message));
 const baseTitle = document.title;
 
 // Merge what the API or an event says about a conversation into the shared copy.
@@ -65,6 +69,7 @@ function noteRead(id, unreadCount) {
 
 async function openConversation(id) {
   thread.start(id);
+  presence.show(id);
   list.setActive(id);
   saveLocation();
   let conversation, messages;
@@ -73,6 +78,7 @@ async function openConversation(id) {
   } catch (error) {
     if (thread.id !== id) return;
     thread.close(error.status === 404 ? "This conversation does not exist." : "Could not load it.");
+    presence.show(null);
     saveLocation();
     return;
   }
@@ -206,6 +212,7 @@ const handlers = {
     connections.set(connection.id, connection);
     renderBanners();
   },
+  presence: (data) => presence.receive(data),
 };
 
 // Events were missed: load everything again.
@@ -235,6 +242,7 @@ function wire() {
   $("filter-platform").addEventListener("change", setFilters);
   $("filter-unread").addEventListener("change", setFilters);
   $("load-more").addEventListener("click", () => list.load({ more: true }));
+  $("reply-text").addEventListener("input", () => presence.typed());
   $("conversations").addEventListener("click", (event) => {
     const link = event.target.closest("a[data-id]");
     if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
@@ -278,10 +286,11 @@ function start() {
   const onEvent = (event) => handlers[event.type]?.(event.data);
   const onState = (state) => {
     showLiveState(state);
+    if (state === "live") presence.resume();
     // The list said it would load again once the connection is back.
     if (state === "live" && list.failed) list.load();
   };
-  followLive({ since, onEvent, onReset: reload, onState });
+  live = followLive({ since, onEvent, onReset: reload, onState });
 }
 
 start();

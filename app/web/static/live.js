@@ -1,6 +1,7 @@
 // The organization's live events from /ws: reconnects with backoff and, before each
 // attempt, catches up through the API from the last sequence number, so a dropped
-// connection never loses an event.
+// connection never loses an event. Events without a number (presence) are not
+// caught up: they only matter while they are fresh.
 
 import { api } from "./snorq.js";
 
@@ -26,6 +27,7 @@ export function followLive({ since, onEvent, onReset, onState }) {
   function receive(event) {
     if (event.type === "heartbeat") return;
     if (event.type === "reset") return reset(event.seq);
+    if (event.seq === undefined) return onEvent(event);
     // The API catch-up and the socket overlap: each event is applied once.
     if (event.seq <= seq) return;
     seq = event.seq;
@@ -97,4 +99,11 @@ export function followLive({ since, onEvent, onReset, onState }) {
     if (document.visibilityState === "visible") retrySoon();
   });
   connect();
+  // What the page says over the socket (its presence); dropped while it is down,
+  // so the page says it again once the state is "live".
+  return {
+    send(message) {
+      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    },
+  };
 }

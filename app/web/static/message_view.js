@@ -72,6 +72,7 @@ export function renderMessage(message, platform) {
     { class: `msg ${outbound ? "out" : "in"}${failed ? " failed" : ""}`, dataset: { id: message.id } },
     bubble,
     failed ? renderFailure(message) : null,
+    message.unconfirmed_until ? renderUnconfirmed(message) : null,
   );
 }
 
@@ -128,7 +129,7 @@ function linkify(text) {
 
 function renderTick(message) {
   const tick = TICKS[message.status] ?? TICKS.PENDING;
-  const waiting = message.status === "PENDING" && message.error_code === SEND_UNCONFIRMED;
+  const waiting = Boolean(message.unconfirmed_until);
   const label = waiting ? "Waiting for the platform to confirm" : tick.label;
   const history = [
     ["Sent", message.sent_at],
@@ -156,6 +157,18 @@ function renderFailure(message) {
       ? el("span", { class: "muted", text: "It may have arrived; a retry could send it twice." })
       : null,
     el("button", { type: "button", class: "retry", dataset: { retry: message.id }, text: "Retry" }),
+  );
+}
+
+// A send the platform never answered: not queued, not failed; SNORQ waits for the
+// platform's webhooks until the time shown, then fails it (README, "Sending replies").
+function renderUnconfirmed(message) {
+  const until = parseTime(message.unconfirmed_until);
+  return el(
+    "div",
+    { class: "unconfirmed", title: message.error_message || "" },
+    el("span", { "aria-hidden": "true", text: "⚠ " }),
+    el("span", { text: `Not confirmed — waiting for the platform until ${clockTime(until)}` }),
   );
 }
 
