@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import datetime
-
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from app.config import Settings, get_settings
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The web process: webhooks, the staff API and inbox, the live websocket."""
+    """The web process: webhooks, the staff API and inbox, the live websocket.
+
+    Flask is imported here, not with the package: the workers and the clock import
+    ``app`` too, and have no use for it.
+    """
+    from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app.db import database, init_database

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from app import media_types
 from app.config import get_settings
-from app.models import Attachment, Message
+from app.models import Attachment, ContentType, Message
 from app.platforms.base import OutboundMedia, Platform
 from app.platforms.errors import ErrorCode, PermanentError
 from app.storage import MissingFile, get_storage
@@ -95,6 +95,9 @@ def reply_media(message: Message, platform: Platform) -> tuple[OutboundMedia, st
     Raises:
       PermanentError: the platform would not take it, or the file is gone.
     """
+    if message.content_type == ContentType.TEXT:
+        # A reply with a file takes the file's kind (``create_media_outbound``).
+        return None
     attachment = Attachment.get_or_none(
         Attachment.message == message.id, Attachment.storage_key.is_null(False)
     )

@@ -6,8 +6,10 @@ secret or a message body (callers pass ids and error codes, not content).
 
 from __future__ import annotations
 
+from app.db import utcnow
 from app.models import AuditLog
 from app.platforms.errors import PlatformError
+from app.statements import Statement
 
 
 def record(
@@ -21,15 +23,28 @@ def record(
     user_id: int | None = None,
 ) -> None:
     """Append one entry (e.g. ``send``, ``token_exchange``, ``token_refresh``)."""
-    AuditLog.create(
+    _RECORD.execute(
         action=action,
         platform=platform,
         ok=ok,
         detail=detail,
-        organization=organization_id,
-        connection=connection_id,
-        user=user_id,
+        organization_id=organization_id,
+        connection_id=connection_id,
+        user_id=user_id,
+        created_at=utcnow(),
     )
+
+
+#: Every platform call writes one, so its SQL is built once (``app/statements.py``).
+_RECORD = Statement(
+    lambda param: AuditLog.insert(
+        {
+            field: param(field.column_name)
+            for field in AuditLog._meta.sorted_fields
+            if field is not AuditLog.id
+        }
+    )
+)
 
 
 def outcome(error: PlatformError) -> str:

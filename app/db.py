@@ -14,7 +14,6 @@ from pathlib import Path
 
 from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse
-from playhouse.migrations import Runner
 from playhouse.pool import PooledPostgresqlDatabase
 
 from app.config import Settings
@@ -73,6 +72,9 @@ def migrate() -> list[str]:
     Returns:
       The names of the migrations applied by this call.
     """
+    # Imported here: only `snorq migrate` (and the embedded mode) runs migrations.
+    from playhouse.migrations import Runner
+
     db = database.obj
     with database.connection_context():
         if is_postgres():

@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -33,8 +34,9 @@ from app.config import (
     Settings,
     get_settings,
 )
-from app.simulator.accounts import Account
-from app.simulator.ids import random_numeric
+
+if TYPE_CHECKING:
+    from app.simulator.accounts import Account
 
 SANDBOX_FILE = "sandbox.json"
 #: Where the simulator is mounted on SNORQ's own server.
@@ -66,6 +68,10 @@ class Sandbox:
 
 
 def _generate() -> Sandbox:
+    # The simulator's modules are imported where they are used: `snorq run` without a
+    # sandbox never loads them.
+    from app.simulator.ids import random_numeric
+
     def token() -> str:
         return secrets.token_urlsafe(32)
 
@@ -252,6 +258,8 @@ def simulate_target(
         secret = secret or settings.secrets_for(platform).webhook_secret
     if not account_id:
         return Target(url, secret, None)
+    from app.simulator.accounts import Account
+
     details = known if known.get("account_id") == account_id else {}
     account = Account.described(
         platform,

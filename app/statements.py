@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
-from peewee import SQL, Database, PostgresqlDatabase, Query
+from peewee import SQL, Database, Field, Model, PostgresqlDatabase, Query
 
 from app.db import database
 
@@ -75,3 +75,24 @@ class Statement:
         with self._lock:
             self._built[db] = (sql, names)
         return sql, names
+
+
+def columns(*models: type[Model]) -> list[Field]:
+    """Every column of ``models``, in order: what a statement selects to rebuild them."""
+    return [field for model in models for field in model._meta.sorted_fields]
+
+
+def instances(row, *models: type[Model]) -> list[Model]:
+    """One instance of each of ``models`` from a row of their :func:`columns`.
+
+    Values are read as the fields read them (timestamps, JSON, foreign keys), as
+    peewee's own selects do.
+    """
+    values = iter(row)
+    return [
+        model(
+            __no_default__=1,
+            **{field.name: field.python_value(next(values)) for field in model._meta.sorted_fields},
+        )
+        for model in models
+    ]

@@ -94,12 +94,16 @@ def listen(base_url: str, browser: requests.Session, arrived: dict, stop: thread
         socket.close()
 
 
-def peak_memory(services: dict[str, Service], peaks: dict, stop: threading.Event) -> None:
-    """Sample the summed RSS (MiB) of each service's process group, keeping the peak."""
+def peak_memory(
+    services: dict[str, Service], peaks: dict, largest: dict, stop: threading.Event
+) -> None:
+    """Sample the RSS (MiB) of each service's process group, keeping the peak of the
+    group's sum (``peaks``) and of its largest process (``largest``)."""
     while not stop.is_set():
         for name, service in services.items():
-            total = sum(_rss_kib(pid) for pid in _group(service.popen.pid))
-            peaks[name] = max(peaks.get(name, 0.0), total / 1024)
+            sizes = [_rss_kib(pid) / 1024 for pid in _group(service.popen.pid)] or [0.0]
+            peaks[name] = max(peaks.get(name, 0.0), sum(sizes))
+            largest[name] = max(largest.get(name, 0.0), max(sizes))
         time.sleep(0.2)
 
 
@@ -192,11 +196,12 @@ def run(rate: int, seconds: int, mode: str) -> dict:
         time.sleep(3)
         arrived: dict[str, float] = {}
         peaks: dict[str, float] = {}
+        largest: dict[str, float] = {}
         stop = threading.Event()
         browser = signed_in(deployment.url)
         threads = [
             threading.Thread(target=listen, args=(deployment.url, browser, arrived, stop)),
-            threading.Thread(target=peak_memory, args=(services, peaks, stop)),
+            threading.Thread(target=peak_memory, args=(services, peaks, largest, stop)),
         ]
         for thread in threads:
             thread.start()
@@ -217,6 +222,7 @@ def run(rate: int, seconds: int, mode: str) -> dict:
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "peak_rss_mib": peaks,
+        "largest_process_rss_mib": largest,
     }
 
 
@@ -247,6 +253,14 @@ def main() -> dict:
                 " + ".join(f"{deployed['peak_rss_mib'][k]:.0f}" for k in ("web", "worker"))
                 + " MiB (web + worker)",
                 f"{alone['peak_rss_mib']['web']:.0f} MiB",
+            ),
+            (
+                "largest process",
+                " / ".join(
+                    f"{deployed['largest_process_rss_mib'][k]:.0f}" for k in ("web", "worker")
+                )
+                + " MiB (web / worker)",
+                f"{alone['largest_process_rss_mib']['web']:.0f} MiB",
             ),
         ],
     )

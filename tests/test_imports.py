@@ -1,5 +1,10 @@
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_ENV
 
 PURE_MODULES = [
     "app",
@@ -30,3 +35,58 @@ def test_importing_a_module_does_no_io(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert not instance.exists()
+
+
+#: What each deployed process must not load: the embedded mode's in-process Redis,
+#: the sandbox's platform simulator, the S3 client (until a file is stored there),
+#: the migration runner (`snorq migrate` alone), and Flask in the workers.
+NOT_NEEDED = ("fakeredis", "lupa", "app.simulator", "boto3", "moto", "playhouse.migrations")
+
+LOADS = {
+    "worker": "import workers",
+    "web": "import app; app.create_app()",
+    "clock": "import scheduler.jobs",
+}
+
+
+@pytest.mark.parametrize("process", sorted(LOADS))
+def test_a_deployed_process_does_not_import_what_it_does_not_use(process, tmp_path):
+    unwanted = [*NOT_NEEDED, *(["flask", "werkzeug", "jinja2"] if process != "web" else [])]
+    code = f"import sys\n{LOADS[process]}\nprint(' '.join(sorted(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            "SNORQ_INSTANCE_PATH": str(tmp_path / "instance"),
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": "postgresql://snorq@127.0.0.1:1/unused",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "SECRET_KEY": "import-test",
+            "SNORQ_ENCRYPTION_KEYS": TEST_ENV["SNORQ_ENCRYPTION_KEYS"],
+        },
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert [m for m in unwanted if m in loaded or any(n.startswith(m + ".") for n in loaded)] == []
+
+
+def test_snorq_run_without_a_sandbox_does_not_load_the_simulator(tmp_path):
+    code = (
+        "import sys\nimport app.embedded, workers\nimport app; app.create_app()\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"SNORQ_INSTANCE_PATH": str(tmp_path / "instance"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "fakeredis" in loaded, "the embedded mode runs on the in-process Redis"
+    assert sorted(m for m in loaded if m.startswith("app.simulator")) == []

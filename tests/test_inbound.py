@@ -767,6 +767,56 @@ def test_a_group_whose_retry_was_lost_is_kept_whole_and_processed_by_the_sweep(
     assert sorted(m.external_id for m in Message.select()) == ["wamid.SWEPT0", "wamid.SWEPT1"]
 
 
+def test_a_group_of_webhooks_is_stored_in_one_commit_with_its_events_published_after(
+    connections, monkeypatch
+):
+    from app.db import database
+    from workers.inbound import ingest_webhooks
+
+    group = [whatsapp_delivery(f"d-{n}", f"wamid.GROUP{n}") for n in range(3)]
+    commits, published = [], []
+    commit = type(database.obj).commit
+
+    def counted(self):
+        commits.append(len(published))
+        return commit(self)
+
+    monkeypatch.setattr(type(database.obj), "commit", counted)
+    monkeypatch.setattr(live, "publish", lambda org_id, kind, data: published.append(kind))
+    ingest_webhooks.fn(group)
+
+    assert commits == [0], "one commit, before any live event"
+    assert published == ["new:message"] * 3
+    assert sorted(m.external_id for m in Message.select()) == [f"wamid.GROUP{n}" for n in range(3)]
+    assert {w.status for w in WebhookEvent.select()} == {WebhookStatus.PROCESSED}
+
+
+def test_a_webhook_that_breaks_its_group_does_not_hold_back_the_ones_before_it(
+    connections, monkeypatch
+):
+    from workers.inbound import ingest_webhooks
+
+    group = [whatsapp_delivery(f"d-{n}", f"wamid.BROKEN{n}") for n in range(3)]
+    record_message = messages.record_message
+
+    def third_breaks(route, event):
+        if event.external_id == "wamid.BROKEN2":
+            raise ConnectionError("the database went away")
+        return record_message(route, event)
+
+    monkeypatch.setattr(messages, "record_message", third_breaks)
+    with pytest.raises(ConnectionError):
+        ingest_webhooks.fn(group)
+
+    kept = WebhookEvent.select().order_by(WebhookEvent.delivery_id)
+    assert [(w.delivery_id, w.status) for w in kept] == [
+        ("d-0", WebhookStatus.PROCESSED),
+        ("d-1", WebhookStatus.PROCESSED),
+        ("d-2", WebhookStatus.RECEIVED),
+    ]
+    assert sorted(m.external_id for m in Message.select()) == ["wamid.BROKEN0", "wamid.BROKEN1"]
+
+
 def test_a_webhook_received_over_a_day_ago_is_left_to_replay(connections):
     from workers.inbound import sweep_webhooks
 

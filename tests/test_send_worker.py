@@ -9,7 +9,7 @@ import responses
 
 from app import live, messages
 from app.config import get_settings
-from app.db import utcnow
+from app.db import database, is_postgres, utcnow
 from app.models import AuditLog, ConnectionStatus, MessageStatus
 from app.platforms.errors import ErrorCode
 from app.serializers import timestamp
@@ -341,3 +341,34 @@ def test_a_retry_never_takes_a_reply_its_attempt_may_have_sent(thread, user):
         messages.claim_send(message.id, outbound.LEASE, holder="job-a/1", earlier=["job-a/0"])
         is None
     )
+
+
+@responses.activate
+def test_a_send_takes_eight_statements_and_on_postgresql_three_commits(thread, user, monkeypatch):
+    """Claim, thread, mark, then audit, message, twin, SENT and early statuses in one
+    transaction (bench/README.md); the claim and the mark commit on their own, before
+    the platform call, as the crash-safety of a send needs."""
+    responses.post(URL, json=whatsapp_sent("wamid.COUNTED"))
+    message = reply(thread, user)
+    database_type = type(database.obj)
+    statements, commits = [], []
+    execute_sql, commit = database_type.execute_sql, database_type.commit
+
+    def counted_sql(self, sql, params=None, *args, **kwargs):
+        if not sql.startswith("PREPARE "):
+            statements.append(sql)
+        return execute_sql(self, sql, params, *args, **kwargs)
+
+    def counted_commit(self):
+        commits.append(len(statements))
+        return commit(self)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(database_type, "execute_sql", counted_sql)
+        patched.setattr(database_type, "commit", counted_commit)
+        send_message.fn(message.id)
+
+    assert reload(message).status == MessageStatus.SENT
+    # PostgreSQL also takes the external id's advisory lock (app/messages/external_ids.py).
+    assert len(statements) == (9 if is_postgres() else 8)
+    assert len(commits) == 1

@@ -1,19 +1,22 @@
 """Inbound: parse each webhook body, apply its events, store it, publish what changed.
 
 A job carries a group of deliveries (see ``app/web/intake.py``). Each body is
-applied in one transaction that also stores it, exactly as received, with the
-outcome: one commit per webhook. If anything fails the body is stored on its
-own (RECEIVED) before the job is retried, so nothing is lost: should the retry be
-lost too, the clock's sweep processes the body again (:func:`sweep_webhooks`). A
-body the adapter cannot parse is kept with its error and never retried. Running a
-job twice changes nothing: bodies are keyed by delivery id and every event is
-applied idempotently.
+applied in the transaction that also stores it, exactly as received, with the
+outcome; a group's bodies share one transaction (one commit for the job), and if
+one of them fails, each is applied in a transaction of its own instead. If anything
+fails then, the body is stored on its own (RECEIVED) before the job is retried, so
+nothing is lost: should the retry be lost too, the clock's sweep processes the body
+again (:func:`sweep_webhooks`). A body the adapter cannot parse is kept with its
+error and never retried. Running a job twice changes nothing: bodies are keyed by
+delivery id and every event is applied idempotently. Live events go out once the
+transaction that made them committed.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import dataclass
 
 import dramatiq
 from redis import RedisError
@@ -65,6 +68,8 @@ def ingest_webhooks(deliveries: list[list]) -> None:
         )
         for delivery_id, platform, body, received_at, *request_id in deliveries
     ]
+    if len(received) > 1 and _process_together(received):
+        return
     for number, (webhook, request_id) in enumerate(received):
         try:
             with logs.request_context(request_id):
@@ -82,21 +87,67 @@ def _naive_utc(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).replace(tzinfo=None)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What applying one webhook changed, for the steps that wait for its commit."""
+
+    notices: list[Notice]
+    error: str | None
+    unknown: set[str]
+    texts: list[str]
+
+
 def process(webhook: WebhookEvent) -> None:
     """Parse a body and apply its events, storing it with how that went, in one transaction.
 
     One commit per webhook keeps the worker fast; a webhook that cannot be parsed is
     stored FAILED with the reason and is not tried again (it would fail the same way).
     """
-    events, error = _parse(webhook)
-    with logs.concealing(_customer_texts(events)):
+    parsed = _parse(webhook)
+    with messages.transaction():
+        stored = _store(webhook, *parsed)
+    _after_commit(webhook, stored)
+
+
+def _process_together(received: list[tuple[WebhookEvent, str | None]]) -> bool:
+    """Apply a job's webhooks in one transaction: one commit for the whole group.
+
+    Returns:
+      False, with nothing kept, when one of them failed: each is then processed on
+      its own, so the others are not held back by it.
+    """
+    parsed = [_parse(webhook) for webhook, _ in received]
+    try:
         with messages.transaction():
-            notices, unknown = _apply(webhook, events)
-            if unknown:
-                error = "unknown account: " + ", ".join(sorted(unknown))
-            _save(webhook, error)
+            stored = []
+            for (webhook, request_id), (events, error) in zip(received, parsed, strict=True):
+                with logs.request_context(request_id):
+                    stored.append(_store(webhook, events, error))
+    except Exception:
+        return False
+    for (webhook, request_id), outcome in zip(received, stored, strict=True):
+        with logs.request_context(request_id):
+            _after_commit(webhook, outcome)
+        _observe_lag(webhook)
+    return True
+
+
+def _store(webhook: WebhookEvent, events: list[Event], error: str | None) -> Stored:
+    """Apply the body's events and store it with its outcome, in the caller's transaction."""
+    texts = _customer_texts(events)
+    with logs.concealing(texts):
+        notices, unknown = _apply(webhook, events)
+        if unknown:
+            error = "unknown account: " + ", ".join(sorted(unknown))
+        _save(webhook, error)
+    return Stored(notices, error, unknown, texts)
+
+
+def _after_commit(webhook: WebhookEvent, stored: Stored) -> None:
+    """Publish what the webhook changed, queue what it calls for, report what failed."""
+    with logs.concealing(stored.texts):
         try:
-            messages.publish(notices)
+            messages.publish(stored.notices)
         except RedisError as failure:
             # Stored already: a retry would apply and publish nothing, and the job's other
             # webhooks would wait for it (and be lost with it if it cannot be queued).
@@ -105,8 +156,8 @@ def process(webhook: WebhookEvent) -> None:
                 webhook.delivery_id,
                 type(failure).__name__,
             )
-        media.after_ingest(notices)
-        _report(webhook, error, unknown)
+        media.after_ingest(stored.notices)
+        _report(webhook, stored.error, stored.unknown)
 
 
 def _customer_texts(events: list[Event]) -> list[str]:

@@ -55,6 +55,7 @@ from app.models import (
 from app.platforms import get_platform
 from app.platforms.base import Account, Outbound, Platform, Recipient
 from app.platforms.errors import AuthError, ErrorCode, PermanentError, PlatformError, TemporaryError
+from app.statements import Statement, columns, instances
 from app.windows import HUMAN_AGENT_HOURS, WINDOW_HOURS, window_open
 from workers import limits, tokens
 from workers.broker import MAINTENANCE, MAX_BACKOFF_MS, MIN_BACKOFF_MS, OUTBOUND
@@ -220,9 +221,12 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
     except PlatformError as error:
         _audit(thread, "send", message, ok=False, detail=audit.outcome(error))
         raise
-    _audit(thread, "send", message, ok=True, detail=f"sent as {external_id}")
+    with messages.transaction():
+        # One commit for the entry and the outcome it describes.
+        _audit(thread, "send", message, ok=True, detail=f"sent as {external_id}")
+        notices = messages.record_sent(message.id, external_id)
     _count_send(thread, "sent")
-    messages.publish(messages.record_sent(message.id, external_id))
+    messages.publish(notices)
 
 
 def _wait_for_token(message_id: int, wait: float) -> None:
@@ -419,15 +423,22 @@ def _hours(span: datetime.timedelta) -> str:
 
 
 def load_thread(conversation_id: int) -> Thread | None:
-    row = (
-        Conversation.select(Conversation, Contact, PlatformConnection)
+    row = _THREAD.execute(id=conversation_id).fetchone()
+    return None if row is None else Thread(*instances(row, *_THREAD_MODELS))
+
+
+_THREAD_MODELS = (Conversation, Contact, PlatformConnection)
+
+#: Every send reads its thread, so the query is built once (``app/statements.py``).
+_THREAD = Statement(
+    lambda param: (
+        Conversation.select(*columns(*_THREAD_MODELS))
         .join(Contact)
         .switch(Conversation)
         .join(PlatformConnection)
-        .where(Conversation.id == conversation_id)
-        .first()
+        .where(Conversation.id == param("id"))
     )
-    return None if row is None else Thread(row, row.contact, row.connection)
+)
 
 
 def _audit(thread: Thread, action: str, message: Message | None, *, ok: bool, detail: str) -> None:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import datetime
 import zlib
 
-from peewee import Case, fn
+from peewee import SQL, Case, Value, fn
 
 from app.db import database, is_postgres, utcnow
 from app.messages.notices import Notice, status_notices
 from app.messages.statuses import STATUS_COLUMNS, advance
-from app.models import Direction, EarlyStatus, Message, MessageStatus
+from app.models import ContentType, Direction, EarlyStatus, Message, MessageStatus
 from app.platforms.errors import ErrorCode
 from app.platforms.events import MessageEvent
 from app.routing import Route
+from app.statements import Param, Statement, columns, instances
 
 
 def link_external_id(route: Route, snorq_message_id: int, external_id: str):
@@ -40,11 +41,10 @@ def link_external_id(route: Route, snorq_message_id: int, external_id: str):
 def attach_external_id(message: Message, external_id: str, at: datetime.datetime):
     """Record SENT with the platform's id, then apply statuses that arrived first."""
     notices = []
-    twin = Message.get_or_none(
-        Message.connection == message.connection_id,
-        Message.external_id == external_id,
-        Message.id != message.id,
-    )
+    row = _TWIN.execute(
+        connection_id=message.connection_id, external_id=external_id, id=message.id
+    ).fetchone()
+    twin = None if row is None else instances(row, Message)[0]
     if twin is not None:
         # The platform's echo of this very send was stored before the send returned.
         twin.delete_instance()
@@ -55,15 +55,27 @@ def attach_external_id(message: Message, external_id: str, at: datetime.datetime
                 {"id": twin.id, "conversation_id": twin.conversation_id},
             )
         )
-    updated = _take_external_id(Message.id == message.id, external_id, at)
+    rows = _TAKE.execute(id=message.id, **_take_values(external_id, at)).fetchall()
+    updated = [instances(row, Message)[0] for row in rows]
     if not updated:
         return notices
-    notices += status_notices(message.organization_id, updated, kind="message:sent")
+    # SNORQ's own text reply carries no file: no need to look for one.
+    files = {} if message.content_type == ContentType.TEXT else None
+    notices += status_notices(message.organization_id, updated, kind="message:sent", files=files)
     also = []
     if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
         at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
         also.append(EarlyStatus(status=twin.status, occurred_at=at_twin))
     return notices + apply_early_statuses(message, external_id, also)
+
+
+_TWIN = Statement(
+    lambda param: Message.select(*columns(Message)).where(
+        Message.connection == param("connection_id"),
+        Message.external_id == param("external_id"),
+        Message.id != param("id"),
+    )
+)
 
 
 def settle_by_echo(route: Route, conversation_id: int, event: MessageEvent) -> list[Notice] | None:
@@ -109,24 +121,39 @@ def settle_by_echo(route: Route, conversation_id: int, event: MessageEvent) -> l
 
 def _take_external_id(which, external_id: str, at: datetime.datetime) -> list[Message]:
     """Record SENT with the platform's id on the message ``which`` names, if it has none."""
-    rows = (
+    values = _take_values(external_id, at)
+    return list(_take_query(lambda name: Value(values[name]), which).execute())
+
+
+def _take_values(external_id: str, at: datetime.datetime) -> dict:
+    return {
+        "external_id": external_id,
+        "at": at,
+        "pending": MessageStatus.PENDING,
+        "sent": MessageStatus.SENT,
+    }
+
+
+def _take_query(param: Param, which):
+    """The update that records SENT with an external id, returning the messages' columns."""
+    return (
         Message.update(
             status=Case(
-                None,
-                [(Message.status == MessageStatus.PENDING, MessageStatus.SENT)],
-                Message.status,
+                None, [(Message.status == param("pending"), param("sent"))], Message.status
             ),
-            external_id=external_id,
-            sent_at=fn.COALESCE(Message.sent_at, at),
-            error_code=None,
-            error_message=None,
-            send_lease_until=None,
+            external_id=param("external_id"),
+            sent_at=fn.COALESCE(Message.sent_at, param("at")),
+            error_code=SQL("NULL"),
+            error_message=SQL("NULL"),
+            send_lease_until=SQL("NULL"),
         )
         .where(which, Message.external_id.is_null())
-        .returning(Message)
-        .execute()
+        .returning(*columns(Message))
     )
-    return list(rows)
+
+
+#: The send worker's (and a linked echo's): the message named by its id.
+_TAKE = Statement(lambda param: _take_query(param, Message.id == param("id")))
 
 
 def apply_early_statuses(message: Message, external_id: str, also=()) -> list[Notice]:
@@ -135,12 +162,8 @@ def apply_early_statuses(message: Message, external_id: str, also=()) -> list[No
     ``also`` adds statuses known another way (an echo's, when the send recorded late).
     """
     lock_external_id(message.connection_id, external_id)
-    early = list(
-        EarlyStatus.select().where(
-            EarlyStatus.connection == message.connection_id,
-            EarlyStatus.external_id == external_id,
-        )
-    )
+    rows = _EARLY.execute(connection_id=message.connection_id, external_id=external_id)
+    early = [instances(row, EarlyStatus)[0] for row in rows.fetchall()]
     receipts = [*early, *also]
     if receipts:
         # The platform saw the message before SNORQ recorded sending it.
@@ -161,6 +184,14 @@ def apply_early_statuses(message: Message, external_id: str, also=()) -> list[No
     if early:
         EarlyStatus.delete().where(EarlyStatus.id.in_([s.id for s in early])).execute()
     return notices
+
+
+_EARLY = Statement(
+    lambda param: EarlyStatus.select(*columns(EarlyStatus)).where(
+        EarlyStatus.connection == param("connection_id"),
+        EarlyStatus.external_id == param("external_id"),
+    )
+)
 
 
 def lock_external_id(connection_id: int, external_id: str) -> None:

@@ -31,10 +31,18 @@ def publish(notices: Iterable[Notice]) -> None:
 
 
 def status_notices(
-    organization_id: int, messages: list[Message], kind: str = "message:status"
+    organization_id: int,
+    messages: list[Message],
+    kind: str = "message:status",
+    files: dict[int, list] | None = None,
 ) -> list[Notice]:
-    """A ``message:status`` (or ``kind``) notice for each of ``messages``, files included."""
-    files = attachments_by_message([m.id for m in messages])
+    """A ``message:status`` (or ``kind``) notice for each of ``messages``, files included.
+
+    Parameters:
+      files: The messages' attachments by message id, when the caller knows them.
+    """
+    if files is None:
+        files = attachments_by_message([m.id for m in messages])
     return [
         Notice(organization_id, kind, {"message": message_json(m, files.get(m.id))})
         for m in messages

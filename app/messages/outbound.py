@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
+from peewee import SQL, Value
+
 from app.db import database, utcnow
 from app.messages import threads
 from app.messages.external_ids import attach_external_id
@@ -17,6 +19,7 @@ from app.messages.notices import Notice, status_notices_for
 from app.models import ContentType, Conversation, Direction, Message, MessageStatus
 from app.platforms.errors import ErrorCode
 from app.serializers import message_json
+from app.statements import Param, Statement, columns, instances
 
 
 def create_outbound(
@@ -97,26 +100,46 @@ def claim_send(
       earlier: The attempts of the same job before this one.
     """
     now = utcnow()
-    free = Message.send_lease_until.is_null() | (Message.send_lease_until < now)
+    values = {
+        "id": message_id,
+        "now": now,
+        "until": now + lease,
+        "holder": holder,
+        "pending": MessageStatus.PENDING,
+        "unconfirmed": int(ErrorCode.SEND_UNCONFIRMED),
+    }
+    if earlier:
+        # A retry, far rarer than a first attempt: its list of earlier attempts varies
+        # in length, so its query is built each time (the same query, values inline).
+        query = _claim_query(lambda name: Value(values[name]), earlier)
+        return next(iter(query.execute()), None)
+    row = _CLAIM.execute(**values).fetchone()
+    return None if row is None else instances(row, Message)[0]
+
+
+def _claim_query(param: Param, earlier: Sequence[str] = ()):
+    """The update :func:`claim_send` makes, returning the claimed message's columns."""
+    free = Message.send_lease_until.is_null() | (Message.send_lease_until < param("now"))
     if earlier:
         free |= Message.send_claim.in_(list(earlier))
-    rows = (
+    return (
         Message.update(
-            send_lease_until=now + lease,
-            send_claim=holder,
-            send_after=None,
-            send_attempts=Message.send_attempts + 1,
+            send_lease_until=param("until"),
+            send_claim=param("holder"),
+            send_after=SQL("NULL"),
+            send_attempts=Message.send_attempts + SQL("1"),
         )
         .where(
-            Message.id == message_id,
-            Message.status == MessageStatus.PENDING,
+            Message.id == param("id"),
+            Message.status == param("pending"),
             free,
-            Message.error_code.is_null() | (Message.error_code != ErrorCode.SEND_UNCONFIRMED),
+            Message.error_code.is_null() | (Message.error_code != param("unconfirmed")),
         )
-        .returning(Message)
-        .execute()
+        .returning(*columns(Message))
     )
-    return next(iter(rows), None)
+
+
+_CLAIM = Statement(_claim_query)
 
 
 def defer_send(message_id: int, until: datetime.datetime) -> None:
@@ -125,18 +148,35 @@ def defer_send(message_id: int, until: datetime.datetime) -> None:
     The sweep leaves the message alone until then. An attempt that never reached the
     platform leaves nothing unconfirmed behind, so its in-flight mark goes too.
     """
-    Message.update(
-        send_after=until, send_lease_until=None, error_code=None, error_message=None
-    ).where(Message.id == message_id, Message.status == MessageStatus.PENDING).execute()
+    _DEFER.execute(id=message_id, until=until, pending=MessageStatus.PENDING)
+
+
+_DEFER = Statement(
+    lambda param: Message.update(
+        send_after=param("until"),
+        send_lease_until=SQL("NULL"),
+        error_code=SQL("NULL"),
+        error_message=SQL("NULL"),
+    ).where(Message.id == param("id"), Message.status == param("pending"))
+)
 
 
 def record_sent(message_id: int, external_id: str) -> list[Notice]:
-    """The platform accepted the message and named it ``external_id``."""
-    with database.atomic():
-        message = Message.get_or_none(Message.id == message_id)
-        if message is None:
+    """The platform accepted the message and named it ``external_id``.
+
+    Joins the caller's transaction if there is one: the send worker commits its
+    audit entry with it.
+    """
+    with database.transaction():
+        row = _MESSAGE.execute(id=message_id).fetchone()
+        if row is None:
             return []
-        return attach_external_id(message, external_id, utcnow())
+        return attach_external_id(instances(row, Message)[0], external_id, utcnow())
+
+
+_MESSAGE = Statement(
+    lambda param: Message.select(*columns(Message)).where(Message.id == param("id"))
+)
 
 
 def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
@@ -164,9 +204,22 @@ def mark_sending(message_id: int, reason: str, *, settle_by: datetime.datetime) 
     recorded, so a worker that dies mid-call leaves a send that is never claimed and
     sent again. No live event: the message is PENDING before and after.
     """
-    Message.update(
-        error_code=ErrorCode.SEND_UNCONFIRMED, error_message=reason, send_lease_until=settle_by
-    ).where(Message.id == message_id, Message.status == MessageStatus.PENDING).execute()
+    _MARK.execute(
+        id=message_id,
+        reason=reason,
+        settle_by=settle_by,
+        unconfirmed=int(ErrorCode.SEND_UNCONFIRMED),
+        pending=MessageStatus.PENDING,
+    )
+
+
+_MARK = Statement(
+    lambda param: Message.update(
+        error_code=param("unconfirmed"),
+        error_message=param("reason"),
+        send_lease_until=param("settle_by"),
+    ).where(Message.id == param("id"), Message.status == param("pending"))
+)
 
 
 def record_unconfirmed(

@@ -32,7 +32,12 @@ def apply_status(route: Route, event: StatusEvent) -> list[Notice]:
 
     with database.transaction():
         changed = advance()
-        if changed or _exists(route, event.external_id):
+        known = bool(changed) or _exists(route, event.external_id)
+        if known and not changed:
+            # A send may have committed this id just after ``advance`` looked (on
+            # PostgreSQL): look again. A late status changes nothing either time.
+            changed = advance()
+        if known:
             return status_notices(route.organization_id, changed)
         if event.snorq_message_id is not None:
             linked = link_external_id(route, event.snorq_message_id, event.external_id)
