@@ -375,14 +375,13 @@ def labels_by_conversation(conversation_ids: list[int]) -> dict[int, list[Label]
     found: dict[int, list[Label]] = {}
     if conversation_ids:
         rows = (
-            Label.select(Label, ConversationLabel.conversation)
-            .join(ConversationLabel)
+            ConversationLabel.select(ConversationLabel, Label)
+            .join(Label)
             .where(ConversationLabel.conversation.in_(conversation_ids))
             .order_by(fn.LOWER(Label.name), Label.id)
-            .objects()
         )
-        for label in rows:
-            found.setdefault(label.conversation_id, []).append(label)
+        for row in rows:
+            found.setdefault(row.conversation_id, []).append(row.label)
     return found
 
 
