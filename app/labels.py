@@ -26,12 +26,12 @@ class NameTaken(Exception):
     """The organization has a label (or a canned response) of that name already."""
 
 
-def create_label(user: User, name: str, color: str) -> Label:
+def create_label(user: User, name: str, color: str) -> tuple[Label, list[Notice]]:
     """Raises: NameTaken."""
     with unique_name():
         label = Label.create(organization=user.organization_id, name=name, color=color)
         audit_change(user, "label_create", f"label {label.id}")
-    return label
+    return label, [Notice(label.organization_id, "label:created", {"label": label_json(label)})]
 
 
 def update_label(user: User, label: Label, **changes: str) -> list[Notice]:

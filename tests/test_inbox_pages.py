@@ -23,6 +23,10 @@ SCRIPTS = [
     "message_view.js",
     "composer.js",
     "connections.js",
+    "notes.js",
+    "labels.js",
+    "canned.js",
+    "manage.js",
 ]
 
 

@@ -58,7 +58,7 @@ def label_names(conversation_json: dict) -> list[str]:
 # -- defining labels ---------------------------------------------------------------------
 
 
-def test_an_admin_creates_a_label_and_everyone_lists_it(client, admin_headers, api_headers):
+def test_an_admin_creates_a_label_and_everyone_lists_it(client, admin_headers, api_headers, org):
     response = client.post(
         "/api/v1/labels", json={"name": " Urgent ", "color": "#FFAA00"}, headers=admin_headers
     )
@@ -68,6 +68,8 @@ def test_an_admin_creates_a_label_and_everyone_lists_it(client, admin_headers, a
     assert (label["name"], label["color"]) == ("Urgent", "#ffaa00")
     listed = client.get("/api/v1/labels", headers=api_headers).json
     assert listed == {"labels": [label]}
+    events, _ = live.events_since(org.id, 0)
+    assert [(e["type"], e["data"]) for e in events] == [("label:created", {"label": label})]
 
 
 def test_labels_are_listed_by_name_whatever_the_case(client, api_headers, vip, refund):

@@ -64,9 +64,10 @@ def create_label():
     body = _body()
     name, color = _label_name(body), _color(body)
     try:
-        label = labels.create_label(current_user(), name, color)
+        label, notices = labels.create_label(current_user(), name, color)
     except labels.NameTaken:
         abort(409, description=f"There is a label named {name} already.")
+    messages.publish(notices)
     return jsonify(label=label_json(label)), 201
 
 
