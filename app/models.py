@@ -325,7 +325,7 @@ class Note(BaseModel):
 
     id = AutoField()
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
-    conversation = ForeignKeyField(Conversation, backref="notes", on_delete="CASCADE")
+    conversation = ForeignKeyField(Conversation, backref="notes", on_delete="CASCADE", index=False)
     author = ForeignKeyField(User, null=True, on_delete="SET NULL")
     content = TextField()
     created_at = DateTimeField(default=utcnow)
@@ -341,7 +341,7 @@ class Label(BaseModel):
     """
 
     id = AutoField()
-    organization = ForeignKeyField(Organization, backref="labels", on_delete="CASCADE")
+    organization = ForeignKeyField(Organization, backref="labels", on_delete="CASCADE", index=False)
     name = CharField(max_length=50)
     #: ``#rrggbb``
     color = CharField(max_length=7)
@@ -359,8 +359,9 @@ class ConversationLabel(BaseModel):
     """A label on a conversation."""
 
     id = AutoField()
-    conversation = ForeignKeyField(Conversation, on_delete="CASCADE")
-    label = ForeignKeyField(Label, on_delete="CASCADE")
+    # Both served by the indexes below, which lead with them.
+    conversation = ForeignKeyField(Conversation, on_delete="CASCADE", index=False)
+    label = ForeignKeyField(Label, on_delete="CASCADE", index=False)
 
     class Meta:
         indexes = (
@@ -389,7 +390,7 @@ class CannedResponse(BaseModel):
     """A saved answer staff insert in the composer by typing ``/`` and its shortcut."""
 
     id = AutoField()
-    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization = ForeignKeyField(Organization, on_delete="CASCADE", index=False)
     shortcut = CharField(max_length=32)
     content = TextField()
     created_at = DateTimeField(default=utcnow)

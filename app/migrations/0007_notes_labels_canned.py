@@ -4,6 +4,7 @@ Frozen copies of the models at the time; never import app models here. A label's
 name is unique per organization whatever its case: an index on LOWER(name), the
 same SQL on SQLite and PostgreSQL. The list filtered by a label reads that
 label's conversations through ``conversation_label (label_id, conversation_id)``.
+A foreign key that leads one of these composite indexes gets no index of its own.
 """
 
 from peewee import *
@@ -27,7 +28,7 @@ def up(migrator, db):
 
     class Note(Model):
         organization = ForeignKeyField(Organization, on_delete="CASCADE")
-        conversation = ForeignKeyField(Conversation, on_delete="CASCADE")
+        conversation = ForeignKeyField(Conversation, on_delete="CASCADE", index=False)
         author = ForeignKeyField(User, null=True, on_delete="SET NULL")
         content = TextField()
         created_at = DateTimeField()
@@ -38,7 +39,7 @@ def up(migrator, db):
             indexes = ((("conversation", "id"), False),)
 
     class Label(Model):
-        organization = ForeignKeyField(Organization, on_delete="CASCADE")
+        organization = ForeignKeyField(Organization, on_delete="CASCADE", index=False)
         name = CharField(max_length=50)
         color = CharField(max_length=7)
         created_at = DateTimeField()
@@ -48,8 +49,8 @@ def up(migrator, db):
             table_name = "label"
 
     class ConversationLabel(Model):
-        conversation = ForeignKeyField(Conversation, on_delete="CASCADE")
-        label = ForeignKeyField(Label, on_delete="CASCADE")
+        conversation = ForeignKeyField(Conversation, on_delete="CASCADE", index=False)
+        label = ForeignKeyField(Label, on_delete="CASCADE", index=False)
 
         class Meta:
             database = db
@@ -60,7 +61,7 @@ def up(migrator, db):
             )
 
     class CannedResponse(Model):
-        organization = ForeignKeyField(Organization, on_delete="CASCADE")
+        organization = ForeignKeyField(Organization, on_delete="CASCADE", index=False)
         shortcut = CharField(max_length=32)
         content = TextField()
         created_at = DateTimeField()
