@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 from app.models import (
     Attachment,
@@ -69,7 +70,7 @@ def contact_json(contact: Contact) -> dict:
 
 
 def conversation_json(
-    conversation: Conversation, contact: Contact, can_reply: bool, labels: list[Label] = ()
+    conversation: Conversation, contact: Contact, can_reply: bool, labels: Sequence[Label] = ()
 ) -> dict:
     return {
         "id": conversation.id,
