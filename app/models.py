@@ -316,6 +316,90 @@ def attachments_by_message(message_ids: list[int]) -> dict[int, list[Attachment]
     return found
 
 
+class Note(BaseModel):
+    """A staff member's private note in a conversation's thread.
+
+    Not a message: no platform, send worker or sweep ever reads this table, and a
+    note moves neither the conversation's preview nor its unread count.
+    """
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    conversation = ForeignKeyField(Conversation, backref="notes", on_delete="CASCADE", index=False)
+    author = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    content = TextField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("conversation", "id"), False),)
+
+
+class Label(BaseModel):
+    """A coloured tag an organization's admins define for its conversations.
+
+    Names are unique per organization whatever their case (migration 0007).
+    """
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="labels", on_delete="CASCADE", index=False)
+    name = CharField(max_length=50)
+    #: ``#rrggbb``
+    color = CharField(max_length=7)
+    created_at = DateTimeField(default=utcnow)
+
+
+Label.add_index(
+    Label.index(
+        Label.organization, fn.LOWER(Label.name), unique=True, name="label_organization_name"
+    )
+)
+
+
+class ConversationLabel(BaseModel):
+    """A label on a conversation."""
+
+    id = AutoField()
+    # Both served by the indexes below, which lead with them.
+    conversation = ForeignKeyField(Conversation, on_delete="CASCADE", index=False)
+    label = ForeignKeyField(Label, on_delete="CASCADE", index=False)
+
+    class Meta:
+        indexes = (
+            (("conversation", "label"), True),
+            # The list filtered by a label starts from that label's conversations.
+            (("label", "conversation"), False),
+        )
+
+
+def labels_by_conversation(conversation_ids: list[int]) -> dict[int, list[Label]]:
+    """The labels on each of these conversations, by name, by conversation id (one query)."""
+    found: dict[int, list[Label]] = {}
+    if conversation_ids:
+        rows = (
+            ConversationLabel.select(ConversationLabel, Label)
+            .join(Label)
+            .where(ConversationLabel.conversation.in_(conversation_ids))
+            .order_by(fn.LOWER(Label.name), Label.id)
+        )
+        for row in rows:
+            found.setdefault(row.conversation_id, []).append(row.label)
+    return found
+
+
+class CannedResponse(BaseModel):
+    """A saved answer staff insert in the composer by typing ``/`` and its shortcut."""
+
+    id = AutoField()
+    organization = ForeignKeyField(Organization, on_delete="CASCADE", index=False)
+    shortcut = CharField(max_length=32)
+    content = TextField()
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("organization", "shortcut"), True),)
+
+
 class EarlyStatus(BaseModel):
     """A status webhook for an outbound message whose external id is not known yet.
 
@@ -415,4 +499,8 @@ ALL_MODELS = [
     WebhookEvent,
     AuditLog,
     ConnectAttempt,
+    Note,
+    Label,
+    ConversationLabel,
+    CannedResponse,
 ]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 from app.models import (
     Attachment,
+    CannedResponse,
     Contact,
     Conversation,
+    Label,
     Message,
     MessageStatus,
+    Note,
     PlatformConnection,
 )
 from app.platforms.errors import ErrorCode
@@ -81,7 +85,9 @@ def contact_json(contact: Contact) -> dict:
     }
 
 
-def conversation_json(conversation: Conversation, contact: Contact, can_reply: bool) -> dict:
+def conversation_json(
+    conversation: Conversation, contact: Contact, can_reply: bool, labels: Sequence[Label] = ()
+) -> dict:
     return {
         "id": conversation.id,
         "platform": contact.platform,
@@ -92,7 +98,28 @@ def conversation_json(conversation: Conversation, contact: Contact, can_reply: b
         "last_inbound_at": timestamp(conversation.last_inbound_at),
         "unread_count": conversation.unread_count,
         "can_reply": can_reply,
+        "labels": [label_json(label) for label in labels],
     }
+
+
+def label_json(label: Label) -> dict:
+    return {"id": label.id, "name": label.name, "color": label.color}
+
+
+def note_json(note: Note) -> dict:
+    """A note; ``author`` is null once the staff member who wrote it is gone."""
+    author = note.author
+    return {
+        "id": note.id,
+        "conversation_id": note.conversation_id,
+        "author": None if author is None else {"id": author.id, "email": author.email},
+        "content": note.content,
+        "created_at": timestamp(note.created_at),
+    }
+
+
+def canned_response_json(canned: CannedResponse) -> dict:
+    return {"id": canned.id, "shortcut": canned.shortcut, "content": canned.content}
 
 
 def connection_json(connection: PlatformConnection) -> dict:

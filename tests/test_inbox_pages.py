@@ -24,6 +24,10 @@ SCRIPTS = [
     "composer.js",
     "presence.js",
     "connections.js",
+    "notes.js",
+    "labels.js",
+    "canned.js",
+    "manage.js",
 ]
 
 

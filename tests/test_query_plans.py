@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from peewee import Value
 
 from app import routing
 from app.auth import create_api_token, hash_password
@@ -25,6 +26,8 @@ from app.messages import create_outbound, forget_cached_ids, record_sent
 from app.models import (
     AuditLog,
     Conversation,
+    ConversationLabel,
+    Label,
     Message,
     Organization,
     PlatformConnection,
@@ -45,6 +48,7 @@ LARGE = {
     "attachment",
     "webhook_event",
     "audit_log",
+    "conversation_label",
 }
 _EXPLAINABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|EXECUTE)\b", re.IGNORECASE)
 
@@ -110,12 +114,42 @@ def _through_the_app(org_id: int) -> dict:
     reply, _ = create_outbound(conversation, user_id=user.id, content="On its way")
     record_sent(reply.id, f"wamid.plans-{uuid.uuid4().hex}")
     AuditLog.create(platform="whatsapp", action="send", ok=True, organization=org_id)
+    label_id = _label_conversations(org_id, conversation.id)
     return {
         "headers": {"Authorization": f"Bearer {create_api_token(user)}"},
         "account_id": whatsapp.account_id,
         "conversation_id": conversation.id,
         "reply_external_id": Message.get_by_id(reply.id).external_id,
+        "label_id": label_id,
     }
+
+
+def _label_conversations(org_id: int, conversation_id: int) -> int:
+    """Two labels in each organization, on a quarter and on half of its conversations.
+
+    Returns:
+      The id of the organization's label on a quarter (and on ``conversation_id``).
+    """
+    for name, every in (("VIP", 4), ("Refund", 2)):
+        each = Organization.select(Organization.id, Value(name), Value("#2f5fd0"), Value(utcnow()))
+        Label.insert_from(
+            each, [Label.organization, Label.name, Label.color, Label.created_at]
+        ).execute()
+        same = (Label.organization == Conversation.organization) & (Label.name == name)
+        tagged = (
+            Conversation.select(Conversation.id, Label.id)
+            .join(Label, on=same)
+            .where(Conversation.id.bin_and(every - 1) == 0)
+        )
+        ConversationLabel.insert_from(
+            tagged, [ConversationLabel.conversation, ConversationLabel.label]
+        ).execute()
+    vip = Label.get(Label.organization == org_id, Label.name == "VIP")
+    ConversationLabel.insert(conversation=conversation_id, label=vip).on_conflict_ignore().execute()
+    if is_postgres():
+        database.execute_sql("ANALYZE label")
+        database.execute_sql("ANALYZE conversation_label")
+    return vip.id
 
 
 def _webhook(body: dict) -> WebhookEvent:
@@ -181,6 +215,13 @@ def conversation_list_filtered(client, data):
     _get(client, data, "/api/v1/conversations?platform=whatsapp")
 
 
+def conversation_list_by_label(client, data):
+    path = f"/api/v1/conversations?label={data['label_id']}"
+    first = _get(client, data, f"{path}&limit=1")
+    if first["next_cursor"]:
+        _get(client, data, f"{path}&limit=50&cursor={first['next_cursor']}")
+
+
 def thread_latest_and_older_messages(client, data):
     path = f"/api/v1/conversations/{data['conversation_id']}/messages"
     latest = _get(client, data, f"{path}?limit=2")["messages"]
@@ -231,6 +272,7 @@ PATHS = [
     status_update_by_external_id,
     conversation_list_pages,
     conversation_list_filtered,
+    conversation_list_by_label,
     thread_latest_and_older_messages,
     unread_count_reset,
     events_since,

@@ -29,10 +29,13 @@ from app.models import (
     Contact,
     ContentType,
     Conversation,
+    ConversationLabel,
     Direction,
+    Label,
     Message,
     PlatformConnection,
     attachments_by_message,
+    labels_by_conversation,
 )
 from app.platforms import get_platform
 from app.platforms.errors import PermanentError
@@ -109,9 +112,13 @@ def get_conversation(conversation_id: int) -> Conversation:
     return conversation
 
 
-def _conversation_json(conversation: Conversation) -> dict:
+def conversation_payload(conversation: Conversation, labels: list[Label] | None = None) -> dict:
+    """A conversation as the API shows it; its labels are looked up unless given."""
+    if labels is None:
+        labels = labels_by_conversation([conversation.id]).get(conversation.id, [])
     platform = conversation.contact.platform
-    data = conversation_json(conversation, conversation.contact, can_reply(conversation, platform))
+    reply = can_reply(conversation, platform)
+    data = conversation_json(conversation, conversation.contact, reply, labels)
     # The inbox page counts the messaging window down from this.
     data["window_closes_at"] = timestamp(
         window_closes_at(
@@ -137,6 +144,8 @@ def list_conversations():
         query = query.where(Contact.platform == platform)
     if request.args.get("unread") in {"1", "true"}:
         query = query.where(Conversation.unread_count > 0)
+    if label := request.args.get("label"):
+        query = _with_label(query, label)
     if cursor := request.args.get("cursor"):
         at, last_id = _decode_cursor(cursor)
         # (activity, id) < (at, last_id), written so that SQLite too reads it as a
@@ -149,13 +158,27 @@ def list_conversations():
         page = page[:limit]
         last = page[-1]
         next_cursor = _encode_cursor(last.last_message_at or last.created_at, last.id)
-    return jsonify(conversations=[_conversation_json(c) for c in page], next_cursor=next_cursor)
+    labels = labels_by_conversation([c.id for c in page])
+    found = [conversation_payload(c, labels.get(c.id, [])) for c in page]
+    return jsonify(conversations=found, next_cursor=next_cursor)
+
+
+def _with_label(query, label: str):
+    """Only the conversations carrying label ``label``, read from that label's side."""
+    if not label.isdigit():
+        abort(400, description="label must be a label id")
+    on = ConversationLabel.conversation == Conversation.id
+    return (
+        query.switch(Conversation)
+        .join(ConversationLabel, on=on)
+        .where(ConversationLabel.label == int(label))
+    )
 
 
 @bp.get("/conversations/<int:conversation_id>")
 @api_login_required
 def show_conversation(conversation_id: int):
-    return jsonify(conversation=_conversation_json(get_conversation(conversation_id)))
+    return jsonify(conversation=conversation_payload(get_conversation(conversation_id)))
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")

@@ -1,6 +1,7 @@
-// The conversation list: newest activity first, filtered by platform and unread,
+// The conversation list: newest activity first, filtered by platform, unread and label,
 // paged by cursor, and kept in order as live events move conversations up.
 
+import { labelChips } from "./labels.js";
 import { api, el, platformBadge, platformLabel, timeElement } from "./snorq.js";
 
 const PAGE_SIZE = 50;
@@ -44,7 +45,7 @@ export class ConversationList {
     this.node = document.getElementById("conversations");
     this.note = document.getElementById("list-empty");
     this.more = document.getElementById("load-more");
-    this.filters = { platform: "", unread: false };
+    this.filters = { platform: "", unread: false, label: "" };
     this.shown = new Map(); // conversation id -> { conversation, row }, in list order
     this.nextCursor = null;
     this.activeId = null;
@@ -58,10 +59,11 @@ export class ConversationList {
   }
 
   matches(conversation) {
-    const { platform, unread } = this.filters;
+    const { platform, unread, label } = this.filters;
     return (
       (!platform || conversation.platform === platform) &&
-      (!unread || conversation.unread_count > 0)
+      (!unread || conversation.unread_count > 0) &&
+      (!label || (conversation.labels ?? []).some((on) => String(on.id) === label))
     );
   }
 
@@ -71,6 +73,7 @@ export class ConversationList {
     const params = new URLSearchParams({ limit: PAGE_SIZE });
     if (this.filters.platform) params.set("platform", this.filters.platform);
     if (this.filters.unread) params.set("unread", "1");
+    if (this.filters.label) params.set("label", this.filters.label);
     if (more && this.nextCursor) params.set("cursor", this.nextCursor);
     const asked = performance.now();
     let data;
@@ -136,10 +139,10 @@ export class ConversationList {
 
   // What an empty list says, under the current filters.
   emptyNote() {
-    const { platform, unread } = this.filters;
+    const { platform, unread, label } = this.filters;
     const which = [unread ? "unread" : "", platform ? platformLabel(platform) : ""];
     const kind = which.filter(Boolean).join(" ");
-    if (kind) return `No ${kind} conversations.`;
+    if (kind || label) return `No ${kind ? `${kind} ` : ""}conversations${label ? " with this label" : ""}.`;
     return "No conversations yet. What customers write arrives here as it happens.";
   }
 
@@ -187,6 +190,7 @@ export class ConversationList {
                 })
               : null,
           ),
+          labelChips(conversation.labels),
         ),
       ),
     );

@@ -3,9 +3,13 @@
 // JSON API; the page keeps one shared copy of each conversation it has seen.
 
 import { api, el, platformBadge, platformLabel, refreshTimes, showLiveState } from "./snorq.js";
+import { CannedResponses, Suggestions } from "./canned.js";
 import { Composer } from "./composer.js";
 import { ConversationList } from "./conversation_list.js";
+import { LabelPicker, Labels, fillLabelFilter } from "./labels.js";
 import { followLive } from "./live.js";
+import { Manage } from "./manage.js";
+import { NoteMode, fetchNotes } from "./notes.js";
 import { Presence } from "./presence.js";
 import { Thread } from "./thread.js";
 
@@ -26,6 +30,15 @@ const composer = new Composer((message) => {
 let live = null;
 const presence = new Presence((message) => live?.send(message));
 const baseTitle = document.title;
+const labels = new Labels(() => fillLabelFilter(labels, list.filters.label));
+const picker = new LabelPicker(labels, (conversation) => refreshOpen(remember(conversation)));
+const noteMode = new NoteMode((note) => {
+  if (thread.id === note.conversation_id) thread.addNote(note);
+});
+const canned = new CannedResponses();
+new Suggestions(canned, $("reply-text"), $("reply-suggestions"));
+new Suggestions(canned, $("note-text"), $("note-suggestions"));
+new Manage(labels, canned, $("inbox").dataset.admin === "yes");
 
 // Merge what the API or an event says about a conversation into the shared copy.
 // `asked` is when the API was asked (performance.now()); an answer asked for before
@@ -72,9 +85,13 @@ async function openConversation(id) {
   presence.show(id);
   list.setActive(id);
   saveLocation();
-  let conversation, messages;
+  let conversation, messages, notes;
   try {
-    [conversation, messages] = await Promise.all([fetchConversation(id), thread.fetchLatest(id)]);
+    [conversation, messages, notes] = await Promise.all([
+      fetchConversation(id),
+      thread.fetchLatest(id),
+      fetchNotes(id),
+    ]);
   } catch (error) {
     if (thread.id !== id) return;
     thread.close(error.status === 404 ? "This conversation does not exist." : "Could not load it.");
@@ -83,8 +100,11 @@ async function openConversation(id) {
     return;
   }
   if (thread.id !== id) return;
+  thread.setNotes(notes);
   thread.show(conversation, messages, connections.get(conversation.connection_id));
   composer.show(conversation);
+  noteMode.show(conversation);
+  picker.show(conversation);
   markReadIfSeen();
 }
 
@@ -115,6 +135,7 @@ function saveLocation() {
   const params = new URLSearchParams();
   if (list.filters.platform) params.set("platform", list.filters.platform);
   if (list.filters.unread) params.set("unread", "1");
+  if (list.filters.label) params.set("label", list.filters.label);
   if (thread.id) params.set("c", thread.id);
   const query = params.toString();
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
@@ -159,6 +180,16 @@ function refreshOpen(conversation) {
   if (thread.conversation?.id !== conversation.id) return;
   thread.update(connections.get(conversation.connection_id));
   composer.show(conversation);
+  picker.show(conversation);
+}
+
+// A label was renamed, recoloured or deleted: every conversation here shows it so.
+function relabelAll() {
+  for (const conversation of known.values()) {
+    if (!conversation.labels?.length) continue;
+    conversation.labels = labels.current(conversation.labels);
+    refreshOpen(conversation);
+  }
 }
 
 const handlers = {
@@ -208,6 +239,24 @@ const handlers = {
   "conversation:read": ({ conversation_id: id, unread_count: unreadCount }) => {
     noteRead(id, unreadCount);
   },
+  "note:created": ({ conversation_id: id, note }) => {
+    if (thread.id === id) thread.addNote(note);
+  },
+  "conversation:labels": ({ conversation_id: id, labels: on }) => {
+    const conversation = known.get(id);
+    if (!conversation) return;
+    conversation.labels = on;
+    refreshOpen(conversation);
+  },
+  "label:created": ({ label }) => labels.put(label),
+  "label:updated": ({ label }) => {
+    labels.put(label);
+    relabelAll();
+  },
+  "label:deleted": ({ label_id: id }) => {
+    labels.remove(id);
+    relabelAll();
+  },
   "connection:status": ({ connection }) => {
     connections.set(connection.id, connection);
     renderBanners();
@@ -218,6 +267,8 @@ const handlers = {
 // Events were missed: load everything again.
 function reload() {
   list.load();
+  labels.load().catch(() => {});
+  canned.load().catch(() => {});
   loadConnections().catch(() => {});
   if (thread.id) openConversation(thread.id);
 }
@@ -227,6 +278,7 @@ function reload() {
 function setFilters() {
   list.filters.platform = $("filter-platform").value;
   list.filters.unread = $("filter-unread").checked;
+  list.filters.label = $("filter-label").value;
   saveLocation();
   list.load();
 }
@@ -241,6 +293,7 @@ function openRelative(step) {
 function wire() {
   $("filter-platform").addEventListener("change", setFilters);
   $("filter-unread").addEventListener("change", setFilters);
+  $("filter-label").addEventListener("change", setFilters);
   $("load-more").addEventListener("click", () => list.load({ more: true }));
   $("reply-text").addEventListener("input", () => presence.typed());
   $("conversations").addEventListener("click", (event) => {
@@ -275,10 +328,13 @@ function start() {
   const params = new URLSearchParams(location.search);
   list.filters.platform = params.get("platform") ?? "";
   list.filters.unread = params.get("unread") === "1";
+  list.filters.label = params.get("label") ?? "";
   $("filter-platform").value = list.filters.platform;
   $("filter-unread").checked = list.filters.unread;
   wire();
   loadConnections().catch(() => {});
+  labels.load().catch(() => {});
+  canned.load().catch(() => {});
   list.load();
   const opened = Number(params.get("c"));
   if (opened) openConversation(opened);

@@ -4,6 +4,7 @@
 import { api, dayLabel, el, parseTime, platformBadge, platformLabel } from "./snorq.js";
 import { contactName, phoneNumber } from "./conversation_list.js";
 import { renderMessage, sentAt } from "./message_view.js";
+import { renderNote } from "./notes.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -31,6 +32,7 @@ export class Thread {
     this.id = id;
     this.conversation = null;
     this.messages = new Map();
+    this.notes = new Map(); // private notes, by id (notes.js)
     // Attachments settled by live events (final: AVAILABLE or FAILED), by id.
     this.settled = new Map();
     this.hasEarlier = false;
@@ -102,6 +104,41 @@ export class Thread {
     return [...this.messages.values()].sort(inOrder);
   }
 
+  // The staff's notes, shown among the messages by time.
+  setNotes(notes) {
+    for (const note of notes) this.notes.set(note.id, note);
+  }
+
+  addNote(note) {
+    if (this.notes.has(note.id)) return;
+    this.notes.set(note.id, note);
+    if (!this.conversation) return;
+    const follow = this.nearEnd();
+    this.render();
+    if (follow) this.scrollToEnd();
+  }
+
+  noteAfter(message) {
+    const at = parseTime(sentAt(message));
+    return [...this.notes.values()].some((note) => parseTime(note.created_at) > at);
+  }
+
+  // Messages and notes in time order; while earlier messages are not loaded, the
+  // notes from before them wait with them.
+  entries() {
+    const oldest = this.hasEarlier ? this.sorted()[0] : null;
+    const from = oldest ? parseTime(sentAt(oldest)) : -Infinity;
+    const notes = [...this.notes.values()]
+      .filter((note) => parseTime(note.created_at) >= from)
+      .map((note) => ({ at: parseTime(note.created_at), node: () => renderNote(note) }));
+    const platform = this.conversation.platform;
+    const messages = this.sorted().map((message) => ({
+      at: parseTime(sentAt(message)),
+      node: () => renderMessage(message, platform),
+    }));
+    return [...messages, ...notes].sort((a, b) => a.at - b.at);
+  }
+
   // The first message SNORQ stored of those loaded: pages reach back from it.
   oldestId() {
     return Math.min(...this.messages.keys());
@@ -110,10 +147,10 @@ export class Thread {
   render() {
     const nodes = [];
     let day = null;
-    for (const message of this.sorted()) {
-      const label = dayLabel(parseTime(sentAt(message)));
+    for (const entry of this.entries()) {
+      const label = dayLabel(entry.at);
       if (label !== day) nodes.push(el("div", { class: "day", text: (day = label) }));
-      nodes.push(renderMessage(message, this.conversation.platform));
+      nodes.push(entry.node());
     }
     if (!nodes.length) nodes.push(el("p", { class: "empty", text: "No messages yet." }));
     this.list.replaceChildren(...nodes);
@@ -134,7 +171,7 @@ export class Thread {
       return;
     }
     const follow = this.nearEnd() || message.direction === "OUTBOUND";
-    if (last && inOrder(message, last) > 0) {
+    if (last && inOrder(message, last) > 0 && !this.noteAfter(message)) {
       const label = dayLabel(parseTime(sentAt(message)));
       if (dayLabel(parseTime(sentAt(last))) !== label) {
         this.list.append(el("div", { class: "day", text: label }));
