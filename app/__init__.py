@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         oauth,
         request_ids,
         security,
+        team,
         webhooks,
     )
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
         api,
         notes,
+        team,
         oauth,
         inbox,
         admin,

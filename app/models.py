@@ -44,6 +44,8 @@ class BaseModel(Model):
 class Organization(BaseModel):
     id = AutoField()
     name = CharField(max_length=200)
+    #: New conversations go to the available staff member longest without one.
+    auto_assign = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
 
 
@@ -67,6 +69,9 @@ class User(BaseModel):
     email = CharField(max_length=254, unique=True)
     password_hash = CharField(max_length=255)
     role = CharField(max_length=16, default=Role.STAFF)
+    #: Takes new conversations when the organization assigns them automatically.
+    available = BooleanField(default=False)
+    last_assigned_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -161,6 +166,21 @@ class Contact(BaseModel):
         )
 
 
+class ConversationStatus:
+    """Where a conversation stands (README, "Assignment and status")."""
+
+    OPEN = "OPEN"
+    #: Waiting for the customer's answer.
+    PENDING = "PENDING"
+    #: Put away until ``snoozed_until``; the clock opens it again then.
+    SNOOZED = "SNOOZED"
+    RESOLVED = "RESOLVED"
+
+    ALL = (OPEN, PENDING, SNOOZED, RESOLVED)
+    #: What a new message from the customer opens again.
+    REOPENED_BY_CUSTOMER = (PENDING, SNOOZED, RESOLVED)
+
+
 class Conversation(BaseModel):
     """The one thread between a connection and a contact."""
 
@@ -173,6 +193,11 @@ class Conversation(BaseModel):
     last_message_at = DateTimeField(null=True)
     last_inbound_at = DateTimeField(null=True)
     unread_count = IntegerField(default=0)
+    status = CharField(max_length=16, default=ConversationStatus.OPEN)
+    snoozed_until = DateTimeField(null=True)
+    status_changed_at = DateTimeField(null=True)
+    # Served by conversation_organization_assignee below.
+    assignee = ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -198,6 +223,30 @@ Conversation.add_index(
         Conversation.id,
         name="conversation_organization_unread",
     ).where(Conversation.unread_count > 0)
+)
+# The list by status, or by assignee, in the same order (migration 0008).
+Conversation.add_index(
+    Conversation.index(
+        Conversation.organization,
+        Conversation.status,
+        ACTIVITY,
+        Conversation.id,
+        name="conversation_organization_status",
+    )
+)
+Conversation.add_index(
+    Conversation.index(
+        Conversation.organization,
+        Conversation.assignee,
+        ACTIVITY,
+        Conversation.id,
+        name="conversation_organization_assignee",
+    )
+)
+Conversation.add_index(
+    Conversation.index(Conversation.snoozed_until, name="conversation_snoozed_until").where(
+        Conversation.status == ConversationStatus.SNOOZED
+    )
 )
 
 

@@ -15,6 +15,7 @@ from app.models import (
     MessageStatus,
     Note,
     PlatformConnection,
+    User,
 )
 from app.platforms.errors import ErrorCode
 
@@ -99,7 +100,22 @@ def conversation_json(
         "unread_count": conversation.unread_count,
         "can_reply": can_reply,
         "labels": [label_json(label) for label in labels],
+        **handling_json(conversation),
     }
+
+
+def handling_json(conversation: Conversation) -> dict:
+    """Where a conversation stands and who handles it (README, "Assignment and status")."""
+    return {
+        "status": conversation.status,
+        "snoozed_until": timestamp(conversation.snoozed_until),
+        "status_changed_at": timestamp(conversation.status_changed_at),
+        "assignee_id": conversation.assignee_id,
+    }
+
+
+def staff_json(user: User) -> dict:
+    return {"id": user.id, "email": user.email, "available": user.available}
 
 
 def label_json(label: Label) -> dict:

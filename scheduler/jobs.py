@@ -61,6 +61,8 @@ MEDIA_SWEEP_MINUTES = 5
 WEBHOOK_SWEEP_MINUTES = 1
 #: Minutes between two rescues of delayed jobs a live worker forgot (Dramatiq #527).
 DELAYED_JOBS_MINUTES = 1
+#: Minutes between two passes opening conversations whose snooze is over.
+SNOOZE_MINUTES = 1
 #: Minutes between two retention passes (each deletes what expired since the last).
 RETENTION_MINUTES = 15
 
@@ -72,6 +74,7 @@ def add_jobs(scheduler: BaseScheduler) -> None:
     from workers.media import sweep_media
     from workers.outbound import sweep_sends
     from workers.retention import prune_stored
+    from workers.snoozes import wake_snoozed
     from workers.tokens import enqueue_due_refreshes
 
     _every(scheduler, TOKEN_REFRESH_MINUTES, "token-refresh", enqueue_due_refreshes)
@@ -79,5 +82,6 @@ def add_jobs(scheduler: BaseScheduler) -> None:
     _every(scheduler, MEDIA_SWEEP_MINUTES, "media-sweep", sweep_media.send)
     _every(scheduler, WEBHOOK_SWEEP_MINUTES, "webhook-sweep", sweep_webhooks.send)
     _every(scheduler, RETENTION_MINUTES, "retention", prune_stored.send)
+    _every(scheduler, SNOOZE_MINUTES, "snoozes", wake_snoozed.send)
     # Run by the clock itself: it repairs the queues a job would have to go through.
     _every(scheduler, DELAYED_JOBS_MINUTES, "delayed-jobs", requeue_forgotten)

@@ -11,13 +11,14 @@ SQLite, whose planner takes every table without statistics for a large one, a
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import uuid
 from collections.abc import Callable
 
 import pytest
-from peewee import Value
+from peewee import Case, Value
 
 from app import routing
 from app.auth import create_api_token, hash_password
@@ -27,6 +28,7 @@ from app.models import (
     AuditLog,
     Conversation,
     ConversationLabel,
+    ConversationStatus,
     Label,
     Message,
     Organization,
@@ -115,12 +117,14 @@ def _through_the_app(org_id: int) -> dict:
     record_sent(reply.id, f"wamid.plans-{uuid.uuid4().hex}")
     AuditLog.create(platform="whatsapp", action="send", ok=True, organization=org_id)
     label_id = _label_conversations(org_id, conversation.id)
+    _hand_out_conversations(org_id, user.id, conversation.id)
     return {
         "headers": {"Authorization": f"Bearer {create_api_token(user)}"},
         "account_id": whatsapp.account_id,
         "conversation_id": conversation.id,
         "reply_external_id": Message.get_by_id(reply.id).external_id,
         "label_id": label_id,
+        "user_id": user.id,
     }
 
 
@@ -150,6 +154,29 @@ def _label_conversations(org_id: int, conversation_id: int) -> int:
         database.execute_sql("ANALYZE label")
         database.execute_sql("ANALYZE conversation_label")
     return vip.id
+
+
+def _hand_out_conversations(org_id: int, user_id: int, conversation_id: int) -> None:
+    """Most conversations resolved, some pending, an eighth of them assigned to ``user_id``,
+    and ``conversation_id`` snoozed until a moment just past (for the clock to wake)."""
+    everyone = Conversation.update(
+        status=Case(
+            None,
+            [
+                (Conversation.id.bin_and(3) == 0, ConversationStatus.OPEN),
+                (Conversation.id.bin_and(7) == 1, ConversationStatus.PENDING),
+            ],
+            ConversationStatus.RESOLVED,
+        )
+    )
+    everyone.execute()
+    mine = (Conversation.organization == org_id) & (Conversation.id.bin_and(7) < 2)
+    Conversation.update(assignee=user_id).where(mine).execute()
+    Conversation.update(
+        status=ConversationStatus.SNOOZED, snoozed_until=utcnow() - datetime.timedelta(seconds=1)
+    ).where(Conversation.id == conversation_id).execute()
+    if is_postgres():
+        database.execute_sql("ANALYZE conversation")
 
 
 def _webhook(body: dict) -> WebhookEvent:
@@ -222,6 +249,31 @@ def conversation_list_by_label(client, data):
         _get(client, data, f"{path}&limit=50&cursor={first['next_cursor']}")
 
 
+def conversation_list_by_status(client, data):
+    first = _get(client, data, "/api/v1/conversations?status=OPEN&limit=1")
+    _get(client, data, f"/api/v1/conversations?status=OPEN&limit=50&cursor={first['next_cursor']}")
+    _get(client, data, "/api/v1/conversations?status=OPEN,PENDING")
+
+
+def conversation_list_mine_and_unassigned(client, data):
+    _get(client, data, "/api/v1/conversations?assignee=me&status=OPEN")
+    _get(client, data, "/api/v1/conversations?assignee=none&status=OPEN")
+    _get(client, data, "/api/v1/conversations?assignee=me")
+
+
+def assign_and_resolve(client, data):
+    path = f"/api/v1/conversations/{data['conversation_id']}"
+    _post(client, data, f"{path}/assign", {"assignee_id": data["user_id"]})
+    _post(client, data, f"{path}/status", {"status": "RESOLVED"})
+    _post(client, data, f"{path}/status", {"status": "OPEN"})
+
+
+def snoozes_woken_by_the_clock(client, data):
+    from workers.snoozes import wake_snoozed
+
+    wake_snoozed.fn()
+
+
 def thread_latest_and_older_messages(client, data):
     path = f"/api/v1/conversations/{data['conversation_id']}/messages"
     latest = _get(client, data, f"{path}?limit=2")["messages"]
@@ -260,6 +312,12 @@ def retention_pass(client, data):
     retention.discard_webhooks([row.id for row in failed.limit(3)])
 
 
+def _post(client, data, url: str, body: dict) -> dict:
+    response = client.post(url, json=body, headers=data["headers"])
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
 def _get(client, data, url: str) -> dict:
     response = client.get(url, headers=data["headers"])
     assert response.status_code == 200, response.get_json()
@@ -273,6 +331,10 @@ PATHS = [
     conversation_list_pages,
     conversation_list_filtered,
     conversation_list_by_label,
+    conversation_list_by_status,
+    conversation_list_mine_and_unassigned,
+    snoozes_woken_by_the_clock,
+    assign_and_resolve,
     thread_latest_and_older_messages,
     unread_count_reset,
     events_since,

@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from app import assignment
 from app.db import database, utcnow
 from app.messages import threads
 from app.messages.external_ids import apply_early_statuses, link_external_id, settle_by_echo
@@ -49,20 +50,23 @@ def record_message(route: Route, event: MessageEvent) -> list[Notice]:
 
 def _record_inbound(route: Route, event: MessageEvent) -> list[Notice]:
     contact_id = threads.contact_id(route, event.contact)
-    conversation_id = threads.conversation_id(route, contact_id, event.thread_id)
+    conversation_id, created = threads.conversation_id(route, contact_id, event.thread_id)
     message = _insert_message(
         route, conversation_id, event, status=MessageStatus.RECEIVED, sent_at=None
     )
     if message is None:
         return []
+    handed_out = assignment.auto_assign(route, conversation_id) if created else []
     attachments = _insert_attachments(route, message.id, event.media)
     # A platform notice in the thread (a changed number) is not the customer writing:
-    # it neither opens the messaging window nor waits to be read.
+    # it neither opens the messaging window, nor waits to be read, nor reopens anything.
     by_customer = event.content_type != ContentType.SYSTEM
-    conversation = threads.touch_conversation(
+    conversation, reopened = threads.touch_conversation(
         conversation_id, event.content, event.timestamp, by_customer
     )
-    return [_new_message_notice(route, message, attachments, conversation, contact_id, event)]
+    notice = _new_message_notice(route, message, attachments, conversation, contact_id, event)
+    reopening = assignment.reopened_by_customer(route, conversation) if reopened else []
+    return [notice, *handed_out, *reopening]
 
 
 def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
@@ -71,7 +75,7 @@ def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
         if notices is not None:
             return notices
     contact_id = threads.contact_id(route, event.contact)
-    conversation_id = threads.conversation_id(route, contact_id, event.thread_id)
+    conversation_id, _ = threads.conversation_id(route, contact_id, event.thread_id)
     if event.snorq_message_id is None:
         # TikTok names no SNORQ message: the echo may still be an unconfirmed reply's.
         notices = settle_by_echo(route, conversation_id, event)
@@ -83,7 +87,7 @@ def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
     if message is None:
         return []
     attachments = _insert_attachments(route, message.id, event.media)
-    conversation = threads.touch_conversation(
+    conversation, _ = threads.touch_conversation(
         conversation_id, event.content, event.timestamp, False
     )
     notice = _new_message_notice(route, message, attachments, conversation, contact_id, event)

@@ -65,7 +65,7 @@ def create_outbound(
                 Message.idempotency_key == idempotency_key,
             ), []
         message.id = row[0]
-        summary = threads.touch_conversation(conversation.id, content, now, False)
+        summary, _ = threads.touch_conversation(conversation.id, content, now, False)
         summary["platform"] = conversation.connection.platform
         summary["connection_id"] = conversation.connection_id
         return message, [

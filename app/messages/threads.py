@@ -13,7 +13,8 @@ from collections import OrderedDict
 
 from peewee import SQL, Case
 
-from app.models import Contact, Conversation
+from app.db import utcnow
+from app.models import Contact, Conversation, ConversationStatus
 from app.platforms.events import ContactRef
 from app.routing import Route
 from app.serializers import timestamp
@@ -116,18 +117,29 @@ def _refresh_contact(contact: Contact, ref: ContactRef) -> None:
         Contact.update(changes).where(Contact.id == contact.id).execute()
 
 
-def conversation_id(route: Route, contact_id: int, thread_id: str | None) -> int:
-    """The id of the contact's conversation on this connection, created on first sight."""
+def conversation_id(route: Route, contact_id: int, thread_id: str | None) -> tuple[int, bool]:
+    """The id of the contact's conversation on this connection, created on first sight.
+
+    Returns:
+      ``(id, created)``: ``created`` is True for the call that inserted it.
+    """
     key = ("conversation", route.connection_id, contact_id, thread_id)
     cached = _ids.get(key)
     if cached is not None:
-        return cached
-    Conversation.insert(
-        organization=route.organization_id,
-        connection=route.connection_id,
-        contact=contact_id,
-        external_thread_id=thread_id,
-    ).on_conflict_ignore().execute()
+        return cached, False
+    inserted = (
+        Conversation.insert(
+            organization=route.organization_id,
+            connection=route.connection_id,
+            contact=contact_id,
+            external_thread_id=thread_id,
+        )
+        .on_conflict_ignore()
+        .returning(Conversation.id)
+        .tuples()
+        .execute()
+    )
+    created = bool(list(inserted))
     conversation = Conversation.get(
         Conversation.connection == route.connection_id, Conversation.contact == contact_id
     )
@@ -136,30 +148,47 @@ def conversation_id(route: Route, contact_id: int, thread_id: str | None) -> int
             Conversation.id == conversation.id
         ).execute()
     _ids.put(key, conversation.id)
-    return conversation.id
+    return conversation.id, created
 
 
 def touch_conversation(
     conversation_id: int, content: str, at: datetime.datetime, inbound: bool
-) -> dict:
-    """Move the conversation's preview and clocks forward; count an unread message."""
+) -> tuple[dict, bool]:
+    """Move the conversation's preview and clocks forward; count an unread message.
+
+    A message from the customer (``inbound``) also opens the conversation again if
+    it was pending, snoozed or resolved.
+
+    Returns:
+      ``(conversation, reopened)``: the conversation's fields as the API shows them,
+      and whether this message opened it again.
+    """
+    now = utcnow()
     row = (
         _TOUCH[inbound]
-        .execute(id=conversation_id, preview=content[:PREVIEW_LENGTH], at=at)
+        .execute(id=conversation_id, preview=content[:PREVIEW_LENGTH], at=at, now=now)
         .fetchone()
     )
-    preview, last_message_at, last_inbound_at, unread_count = row
-    return {
+    preview, last_message_at, last_inbound_at, unread_count = row[:4]
+    status, snoozed_until, changed_at, assignee_id = row[4:]
+    changed_at = _as_datetime(changed_at)
+    conversation = {
         "id": conversation_id,
         "last_message_preview": preview,
         "last_message_at": timestamp(_as_datetime(last_message_at)),
         "last_inbound_at": timestamp(_as_datetime(last_inbound_at)),
         "unread_count": unread_count,
+        "status": status,
+        "snoozed_until": timestamp(_as_datetime(snoozed_until)),
+        "status_changed_at": timestamp(changed_at),
+        "assignee_id": assignee_id,
     }
+    # Only this update stamps the status change with this very moment.
+    return conversation, inbound and changed_at == now
 
 
 def _touch_query(param: Param, inbound: bool):
-    """The update :func:`touch_conversation` makes, with ``at``, ``preview`` and ``id``."""
+    """The update :func:`touch_conversation` makes, with ``at``, ``preview``, ``now`` and ``id``."""
     at = param("at")
     newer = Conversation.last_message_at.is_null() | (Conversation.last_message_at <= at)
     changes = {
@@ -174,6 +203,18 @@ def _touch_query(param: Param, inbound: bool):
             None, [(later, at)], Conversation.last_inbound_at
         )
         changes[Conversation.unread_count] = Conversation.unread_count + SQL("1")
+        put_away = Conversation.status.in_(
+            [SQL(f"'{status}'") for status in ConversationStatus.REOPENED_BY_CUSTOMER]
+        )
+        changes[Conversation.status] = Case(
+            None, [(put_away, SQL(f"'{ConversationStatus.OPEN}'"))], Conversation.status
+        )
+        changes[Conversation.snoozed_until] = Case(
+            None, [(put_away, SQL("NULL"))], Conversation.snoozed_until
+        )
+        changes[Conversation.status_changed_at] = Case(
+            None, [(put_away, param("now"))], Conversation.status_changed_at
+        )
     return (
         Conversation.update(changes)
         .where(Conversation.id == param("id"))
@@ -182,6 +223,10 @@ def _touch_query(param: Param, inbound: bool):
             Conversation.last_message_at,
             Conversation.last_inbound_at,
             Conversation.unread_count,
+            Conversation.status,
+            Conversation.snoozed_until,
+            Conversation.status_changed_at,
+            Conversation.assignee,
         )
     )
 

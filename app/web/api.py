@@ -30,6 +30,7 @@ from app.models import (
     ContentType,
     Conversation,
     ConversationLabel,
+    ConversationStatus,
     Direction,
     Label,
     Message,
@@ -146,6 +147,10 @@ def list_conversations():
         query = query.where(Conversation.unread_count > 0)
     if label := request.args.get("label"):
         query = _with_label(query, label)
+    if statuses := request.args.get("status"):
+        query = query.where(Conversation.status.in_(_statuses(statuses)))
+    if assignee := request.args.get("assignee"):
+        query = query.where(_assigned_to(assignee))
     if cursor := request.args.get("cursor"):
         at, last_id = _decode_cursor(cursor)
         # (activity, id) < (at, last_id), written so that SQLite too reads it as a
@@ -173,6 +178,27 @@ def _with_label(query, label: str):
         .join(ConversationLabel, on=on)
         .where(ConversationLabel.label == int(label))
     )
+
+
+def _statuses(text: str) -> list[str]:
+    """The statuses of ``?status=OPEN,PENDING``."""
+    statuses = [status.strip().upper() for status in text.split(",")]
+    unknown = [status for status in statuses if status not in ConversationStatus.ALL]
+    if unknown:
+        known = ", ".join(ConversationStatus.ALL)
+        abort(400, description=f"status must be one or more of {known}, separated by commas.")
+    return statuses
+
+
+def _assigned_to(assignee: str):
+    """``?assignee=me``, ``none`` or a staff member's id."""
+    if assignee == "me":
+        return Conversation.assignee == current_user().id
+    if assignee == "none":
+        return Conversation.assignee.is_null()
+    if not assignee.isdigit():
+        abort(400, description="assignee must be me, none or a staff member's id.")
+    return Conversation.assignee == int(assignee)
 
 
 @bp.get("/conversations/<int:conversation_id>")

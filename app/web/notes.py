@@ -42,7 +42,7 @@ def list_notes(conversation_id: int):
 @api_login_required
 def add_note(conversation_id: int):
     conversation = get_conversation(conversation_id)
-    content = _text(_body(), "content", notes.MAX_NOTE_LENGTH)
+    content = _text(json_body(), "content", notes.MAX_NOTE_LENGTH)
     note, notices = notes.add_note(conversation, current_user(), content)
     messages.publish(notices)
     return jsonify(note=note_json(note)), 201
@@ -61,7 +61,7 @@ def list_labels():
 @api_login_required
 def create_label():
     _admin_only()
-    body = _body()
+    body = json_body()
     name, color = _label_name(body), _color(body)
     try:
         label, notices = labels.create_label(current_user(), name, color)
@@ -76,7 +76,7 @@ def create_label():
 def update_label(label_id: int):
     _admin_only()
     label = _label(label_id)
-    body = _body()
+    body = json_body()
     changes = {}
     if "name" in body:
         changes["name"] = _label_name(body)
@@ -105,8 +105,8 @@ def delete_label(label_id: int):
 def set_conversation_labels(conversation_id: int):
     """Replace the conversation's labels with ``{"label_ids": [...]}`` (any staff member)."""
     conversation = get_conversation(conversation_id)
-    ids = _body().get("label_ids")
-    if not isinstance(ids, list) or not all(_is_id(i) for i in ids):
+    ids = json_body().get("label_ids")
+    if not isinstance(ids, list) or not all(is_id(i) for i in ids):
         abort(400, description='Send the label ids as a list, such as {"label_ids": [1, 2]}.')
     found = list(_labels().where(Label.id.in_(ids))) if ids else []
     unknown = sorted(set(ids) - {label.id for label in found})
@@ -135,7 +135,7 @@ def list_canned_responses():
 @bp.post("/canned-responses")
 @api_login_required
 def create_canned_response():
-    body = _body()
+    body = json_body()
     shortcut, content = _shortcut(body), _text(body, "content", canned.MAX_CONTENT_LENGTH)
     try:
         created = canned.create_canned(current_user(), shortcut, content)
@@ -148,7 +148,7 @@ def create_canned_response():
 @api_login_required
 def update_canned_response(canned_id: int):
     found = _canned(canned_id)
-    body = _body()
+    body = json_body()
     changes = {}
     if "shortcut" in body:
         changes["shortcut"] = _shortcut(body)
@@ -204,7 +204,7 @@ def _admin_only() -> None:
         abort(403, description="Only an admin of the organization can change its labels.")
 
 
-def _body() -> dict:
+def json_body() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description="Send a JSON object.")
@@ -242,7 +242,7 @@ def _shortcut(body: dict) -> str:
     return shortcut
 
 
-def _is_id(value: object) -> bool:
+def is_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

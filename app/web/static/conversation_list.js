@@ -1,6 +1,8 @@
-// The conversation list: newest activity first, filtered by platform, unread and label,
-// paged by cursor, and kept in order as live events move conversations up.
+// The conversation list: newest activity first, filtered by whose it is, status,
+// platform, unread and label, paged by cursor, and kept in order as live events move
+// conversations up.
 
+import { STATUS_NAMES, handlingTags } from "./assignment.js";
 import { labelChips } from "./labels.js";
 import { api, el, platformBadge, platformLabel, timeElement } from "./snorq.js";
 
@@ -40,12 +42,14 @@ function markActive(row, active) {
 export class ConversationList {
   // `remember(found, asked)` turns a conversation the API answered (asked for at
   // `asked`, a performance.now()) into the page's shared copy of it.
-  constructor(remember) {
+  // `staff` names the assignees and says who "mine" is.
+  constructor(remember, staff) {
     this.remember = remember;
+    this.staff = staff;
     this.node = document.getElementById("conversations");
     this.note = document.getElementById("list-empty");
     this.more = document.getElementById("load-more");
-    this.filters = { platform: "", unread: false, label: "" };
+    this.filters = { view: "all", status: "OPEN", platform: "", unread: false, label: "" };
     this.shown = new Map(); // conversation id -> { conversation, row }, in list order
     this.nextCursor = null;
     this.activeId = null;
@@ -59,8 +63,12 @@ export class ConversationList {
   }
 
   matches(conversation) {
-    const { platform, unread, label } = this.filters;
+    const { view, status, platform, unread, label } = this.filters;
+    const assignee = conversation.assignee_id ?? null;
     return (
+      (view !== "mine" || assignee === this.staff.me) &&
+      (view !== "unassigned" || assignee === null) &&
+      (!status || (conversation.status ?? "OPEN") === status) &&
       (!platform || conversation.platform === platform) &&
       (!unread || conversation.unread_count > 0) &&
       (!label || (conversation.labels ?? []).some((on) => String(on.id) === label))
@@ -71,6 +79,8 @@ export class ConversationList {
   async load({ more = false } = {}) {
     const request = ++this.request;
     const params = new URLSearchParams({ limit: PAGE_SIZE });
+    if (this.filters.view !== "all") params.set("assignee", this.filters.view === "mine" ? "me" : "none");
+    if (this.filters.status) params.set("status", this.filters.status);
     if (this.filters.platform) params.set("platform", this.filters.platform);
     if (this.filters.unread) params.set("unread", "1");
     if (this.filters.label) params.set("label", this.filters.label);
@@ -139,10 +149,20 @@ export class ConversationList {
 
   // What an empty list says, under the current filters.
   emptyNote() {
-    const { platform, unread, label } = this.filters;
-    const which = [unread ? "unread" : "", platform ? platformLabel(platform) : ""];
+    const { view, status, platform, unread, label } = this.filters;
+    const which = [
+      unread ? "unread" : "",
+      status ? STATUS_NAMES[status].toLowerCase() : "",
+      view === "unassigned" ? "unassigned" : "",
+      platform ? platformLabel(platform) : "",
+    ];
     const kind = which.filter(Boolean).join(" ");
-    if (kind || label) return `No ${kind ? `${kind} ` : ""}conversations${label ? " with this label" : ""}.`;
+    const whose = view === "mine" ? " assigned to you" : "";
+    const onlyOpen = status === "OPEN" && kind === "open" && !label && !whose;
+    if (onlyOpen) return "No open conversations. What customers write arrives here as it happens.";
+    if (kind || label || whose) {
+      return `No ${kind ? `${kind} ` : ""}conversations${whose}${label ? " with this label" : ""}.`;
+    }
     return "No conversations yet. What customers write arrives here as it happens.";
   }
 
@@ -191,6 +211,7 @@ export class ConversationList {
               : null,
           ),
           labelChips(conversation.labels),
+          handlingTags(conversation, this.staff),
         ),
       ),
     );

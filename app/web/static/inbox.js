@@ -3,6 +3,7 @@
 // JSON API; the page keeps one shared copy of each conversation it has seen.
 
 import { api, el, platformBadge, platformLabel, refreshTimes, showLiveState } from "./snorq.js";
+import { Handling, Staff, wireAvailability } from "./assignment.js";
 import { CannedResponses, Suggestions } from "./canned.js";
 import { Composer } from "./composer.js";
 import { ConversationList } from "./conversation_list.js";
@@ -21,7 +22,13 @@ const fetching = new Map(); // conversation id -> { request, asked }
 const readAt = new Map();
 let connections = new Map();
 
-const list = new ConversationList(remember);
+const admin = $("inbox").dataset.admin === "yes";
+const staff = new Staff(Number($("inbox").dataset.me), () => {
+  for (const id of list.ids()) list.show(known.get(id));
+  handling.renderAssignees();
+});
+const list = new ConversationList(remember, staff);
+const handling = new Handling(staff, (conversation) => refreshOpen(remember(conversation)));
 const thread = new Thread();
 const composer = new Composer((message) => {
   presence.sent();
@@ -38,7 +45,7 @@ const noteMode = new NoteMode((note) => {
 const canned = new CannedResponses();
 new Suggestions(canned, $("reply-text"), $("reply-suggestions"));
 new Suggestions(canned, $("note-text"), $("note-suggestions"));
-new Manage(labels, canned, $("inbox").dataset.admin === "yes");
+new Manage(labels, canned, admin);
 
 // Merge what the API or an event says about a conversation into the shared copy.
 // `asked` is when the API was asked (performance.now()); an answer asked for before
@@ -105,6 +112,7 @@ async function openConversation(id) {
   composer.show(conversation);
   noteMode.show(conversation);
   picker.show(conversation);
+  handling.show(conversation);
   markReadIfSeen();
 }
 
@@ -133,6 +141,8 @@ async function retry(button) {
 
 function saveLocation() {
   const params = new URLSearchParams();
+  if (list.filters.view !== "all") params.set("view", list.filters.view);
+  if (list.filters.status !== "OPEN") params.set("status", list.filters.status || "any");
   if (list.filters.platform) params.set("platform", list.filters.platform);
   if (list.filters.unread) params.set("unread", "1");
   if (list.filters.label) params.set("label", list.filters.label);
@@ -181,6 +191,16 @@ function refreshOpen(conversation) {
   thread.update(connections.get(conversation.connection_id));
   composer.show(conversation);
   picker.show(conversation);
+  handling.show(conversation);
+}
+
+// Someone assigned the conversation or changed its status: show it, or fetch it if it
+// is new here (it may now belong in this list: assigned to me, opened again).
+function handled({ conversation_id: id, status, snoozed_until, status_changed_at, assignee_id }) {
+  const fields = { status, snoozed_until, status_changed_at, assignee_id };
+  const conversation = known.get(id);
+  if (conversation) refreshOpen(Object.assign(conversation, fields));
+  else fetchConversation(id, performance.now()).then((found) => list.show(found), () => {});
 }
 
 // A label was renamed, recoloured or deleted: every conversation here shows it so.
@@ -248,6 +268,8 @@ const handlers = {
     conversation.labels = on;
     refreshOpen(conversation);
   },
+  "conversation:assigned": handled,
+  "conversation:status": handled,
   "label:created": ({ label }) => labels.put(label),
   "label:updated": ({ label }) => {
     labels.put(label);
@@ -269,6 +291,7 @@ function reload() {
   list.load();
   labels.load().catch(() => {});
   canned.load().catch(() => {});
+  staff.load().catch(() => {});
   loadConnections().catch(() => {});
   if (thread.id) openConversation(thread.id);
 }
@@ -276,6 +299,7 @@ function reload() {
 // -- wiring ------------------------------------------------------------------
 
 function setFilters() {
+  list.filters.status = $("filter-status").value;
   list.filters.platform = $("filter-platform").value;
   list.filters.unread = $("filter-unread").checked;
   list.filters.label = $("filter-label").value;
@@ -290,7 +314,21 @@ function openRelative(step) {
   if (id !== undefined) openConversation(id);
 }
 
+function showView() {
+  for (const button of document.querySelectorAll("[data-view]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === list.filters.view));
+  }
+}
+
 function wire() {
+  for (const button of document.querySelectorAll("[data-view]")) {
+    button.addEventListener("click", () => {
+      list.filters.view = button.dataset.view;
+      showView();
+      setFilters();
+    });
+  }
+  $("filter-status").addEventListener("change", setFilters);
   $("filter-platform").addEventListener("change", setFilters);
   $("filter-unread").addEventListener("change", setFilters);
   $("filter-label").addEventListener("change", setFilters);
@@ -326,12 +364,20 @@ function wire() {
 
 function start() {
   const params = new URLSearchParams(location.search);
+  const view = params.get("view");
+  list.filters.view = ["mine", "unassigned"].includes(view) ? view : "all";
+  const status = params.get("status");
+  list.filters.status = status === "any" ? "" : status ?? "OPEN";
   list.filters.platform = params.get("platform") ?? "";
   list.filters.unread = params.get("unread") === "1";
   list.filters.label = params.get("label") ?? "";
+  $("filter-status").value = list.filters.status;
   $("filter-platform").value = list.filters.platform;
   $("filter-unread").checked = list.filters.unread;
+  showView();
   wire();
+  wireAvailability(staff, admin);
+  staff.load().catch(() => {});
   loadConnections().catch(() => {});
   labels.load().catch(() => {});
   canned.load().catch(() => {});
