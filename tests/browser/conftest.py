@@ -19,6 +19,7 @@ the page whenever a test fails.
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,6 +97,31 @@ def inbox(
     context.close()
     thrown = [entry for entry in log if entry.startswith("uncaught")]
     assert not thrown, f"scripts on the page threw: {thrown}"
+
+
+@pytest.fixture
+def colleague(browser: Browser, deployment: Deployment, line) -> Iterator[Page]:
+    """A second staff member of the organization (not an admin), signed in and live;
+    ``page.email`` is theirs."""
+    email = f"colleague-{secrets.token_hex(4)}@acme.test"
+    password = secrets.token_urlsafe(16)
+    deployment.forbid(password)
+    org = deployment.organization_id
+    deployment.stack.run("create-user", "--org", org, "--email", email, "--password", password)
+    context = browser.new_context(base_url=line.url, viewport=VIEWPORT, locale="en-GB")
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    thrown = []
+    page.on("pageerror", lambda error: thrown.append(str(error)))
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#live-state")).to_have_text("Live")
+    page.email = email
+    yield page
+    context.close()
+    assert not thrown, f"scripts on the colleague's page threw: {thrown}"
 
 
 def sign_in(page: Page, deployment: Deployment) -> None:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import VIEWPORT
 from tests.browser.test_inbox_live import mark, row, still_marked
-from tests.e2e.deployment import ACCOUNTS, WAIT, Deployment
+from tests.e2e.deployment import ACCOUNTS, Deployment
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.browser
@@ -29,29 +26,6 @@ NOTE = "Checked with the courier: left with the neighbour at no. 12. Call her be
 LABEL = "Courier issue"
 SHORTCUT = "courier"
 CANNED = "I'm sorry about that! I've asked the courier and will get back to you today."
-
-
-@pytest.fixture
-def colleague(browser: Browser, deployment: Deployment, line) -> Iterator[Page]:
-    """A second staff member of the organization (not an admin), signed in and live."""
-    email = f"colleague-{secrets.token_hex(4)}@acme.test"
-    password = secrets.token_urlsafe(16)
-    deployment.forbid(password)
-    org = deployment.organization_id
-    deployment.stack.run("create-user", "--org", org, "--email", email, "--password", password)
-    context = browser.new_context(base_url=line.url, viewport=VIEWPORT, locale="en-GB")
-    context.set_default_timeout(WAIT * 1000)
-    page = context.new_page()
-    thrown = []
-    page.on("pageerror", lambda error: thrown.append(str(error)))
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#live-state")).to_have_text("Live")
-    yield page
-    context.close()
-    assert not thrown, f"scripts on the colleague's page threw: {thrown}"
 
 
 def open_conversation(page: Page) -> None:

@@ -354,6 +354,7 @@ function wire() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState !== "visible") return;
     document.title = baseTitle;
+    staff.load().catch(() => {}); // a colleague may have joined meanwhile
     markReadIfSeen();
   });
   setInterval(() => {
