@@ -100,10 +100,14 @@ def inbox(
 
 
 @pytest.fixture
-def colleague(browser: Browser, deployment: Deployment, line) -> Iterator[Page]:
-    """A second staff member of the organization (not an admin), signed in and live;
-    ``page.email`` is theirs."""
-    email = f"colleague-{secrets.token_hex(4)}@acme.test"
+def colleague(
+    browser: Browser, deployment: Deployment, line: Line, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A second staff member of the organization (not an admin), signed in and live.
+
+    Their email is the test module's ``COLLEAGUE`` if it names one; ``page.email`` says it.
+    """
+    email = getattr(request.module, "COLLEAGUE", f"colleague-{secrets.token_hex(4)}@acme.test")
     password = secrets.token_urlsafe(16)
     deployment.forbid(password)
     org = deployment.organization_id

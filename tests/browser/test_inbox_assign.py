@@ -18,6 +18,7 @@ from tests.processes import ROOT
 
 pytestmark = pytest.mark.browser
 
+COLLEAGUE = "cleo@acme.test"
 CUSTOMER = ("15550004321", "Kofi Mensah")
 QUESTION = "Hi! Can I change order 5120 to a size medium before it ships?"
 FOLLOW_UP = "Sorry, one more thing: could it go to my office address instead?"

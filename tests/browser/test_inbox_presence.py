@@ -13,14 +13,11 @@ With ``SNORQ_SCREENSHOTS=docs`` the moment Ana sees Bea typing is saved as
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import VIEWPORT
-from tests.e2e.deployment import ACCOUNTS, WAIT, Deployment
+from tests.e2e.deployment import ACCOUNTS, Deployment
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.browser
@@ -31,27 +28,6 @@ CUSTOMER = ("447700900123", "Priya Raman")
 QUESTION = "Hello! Could I change the delivery address on order 4471?"
 #: What Bea writes and never sends: no process may log it, no event may carry it.
 DRAFT = "Of course, which address should we use inst"
-
-
-@pytest.fixture
-def colleague(browser: Browser, deployment: Deployment) -> Iterator[Page]:
-    """Bea's inbox, in a browser context of her own, signed in through the form."""
-    password = secrets.token_urlsafe(16)
-    org = deployment.organization_id
-    deployment.stack.run("create-user", "--org", org, "--email", COLLEAGUE, "--password", password)
-    context = browser.new_context(base_url=deployment.stack.url, viewport=VIEWPORT, locale="en-GB")
-    context.set_default_timeout(WAIT * 1000)
-    page = context.new_page()
-    thrown = []
-    page.on("pageerror", lambda error: thrown.append(str(error)))
-    page.goto("/login")
-    page.get_by_label("Email").fill(COLLEAGUE)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#live-state")).to_have_text("Live")
-    yield page
-    context.close()
-    assert not thrown, f"scripts on Bea's page threw: {thrown}"
 
 
 def open_conversation(page: Page) -> None:
