@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         notes,
         oauth,
         request_ids,
+        search,
         security,
         webhooks,
     )
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         webhooks,
         api,
         notes,
+        search,
         oauth,
         inbox,
         admin,
