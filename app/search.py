@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from peewee import SQL, ModelSelect
 from playhouse.sqlite_ext import FTS5Model, RowIDField, SearchField
 
 from app.db import database, is_postgres
@@ -23,12 +22,17 @@ from app.models import ACTIVITY, Contact, Conversation, Message
 #: Words after these are ignored; each word is cut to its first ``LONGEST_WORD`` characters
 #: (still a prefix of what it was, so it finds at least what the whole word would).
 MAX_WORDS, LONGEST_WORD = 8, 64
+#: On PostgreSQL, how many of the newest messages (and conversations) are read in full first.
+RECENT = 1000
+#: Larger than any id: ``before`` when there is none.
+NO_BOUND = 2**63 - 1
 WORD = re.compile(r"[^\W_]+")
 # What PostgreSQL's parser joins words with (hosts, emails, paths, hyphens, tags)
 # are spaces here, as they are to FTS5: "sato.misaki" is two words on both.
 JOINERS = "./@-_:+<>&~"
 SPACES = " " * len(JOINERS)
-# Exactly the expressions migration 0009 indexes (one table each, so unqualified).
+# Exactly the expressions migration 0009 indexes (unqualified: each query below gives
+# them one table or subquery to read).
 MESSAGE_TEXT = f"to_tsvector('simple', translate(content, '{JOINERS}', '{SPACES}'))"
 CONTACT_TEXT = (
     "to_tsvector('simple', translate(COALESCE(display_name, '') || ' ' "
@@ -126,42 +130,90 @@ def search(
 def _message_ids(organization_id: int, found: list[str], before: int | None, limit: int):
     """The ids of the organization's matching messages, newest first."""
     if is_postgres():
-        query = Message.select(Message.id).where(
-            Message.organization == organization_id,
-            SQL(f"{MESSAGE_TEXT} @@ to_tsquery('simple', %s)", [tsquery(found)]),
-        )
-        newest_first = Message.id.desc()
-    else:
-        query = (
-            Message.select(Message.id)
-            .join(_MessageSearch, on=_MessageSearch.rowid == Message.id)
-            .where(_MessageSearch.match(fts5_query(found)), Message.organization == organization_id)
-        )
-        # FTS5 reads its matches in this order, so the limit stops it early.
-        newest_first = _MessageSearch.rowid.desc()
+        bounds = {"organization": organization_id, "before": before or NO_BOUND}
+        return _newest_then_index(_RECENT_MESSAGES, _MATCHING_MESSAGES, found, limit, bounds)
+    query = (
+        Message.select(Message.id)
+        .join(_MessageSearch, on=_MessageSearch.rowid == Message.id)
+        .where(_MessageSearch.match(fts5_query(found)), Message.organization == organization_id)
+    )
     if before is not None:
         query = query.where(Message.id < before)
-    return [row.id for row in query.order_by(newest_first).limit(limit)]
+    # FTS5 reads its matches in this order, so the limit stops it early.
+    return [row.id for row in query.order_by(_MessageSearch.rowid.desc()).limit(limit)]
 
 
 def _conversations(organization_id: int, found: list[str], limit: int) -> list[Conversation]:
     """The organization's conversations whose contact matches, most recently active first."""
-    contacts = _matching_contacts(organization_id, found)
-    return list(
-        Conversation.select(Conversation, Contact)
-        .join(Contact)
-        .where(Conversation.organization == organization_id, Contact.id.in_(contacts))
-        .order_by(ACTIVITY.desc(), Conversation.id.desc())
-        .limit(limit)
-    )
-
-
-def _matching_contacts(organization_id: int, found: list[str]) -> ModelSelect:
+    query = Conversation.select(Conversation, Contact).join(Contact)
     if is_postgres():
-        matches = SQL(f"{CONTACT_TEXT} @@ to_tsquery('simple', %s)", [tsquery(found)])
-        return Contact.select(Contact.id).where(Contact.organization == organization_id, matches)
-    return (
-        Contact.select(Contact.id)
-        .join(_ContactSearch, on=_ContactSearch.rowid == Contact.id)
-        .where(_ContactSearch.match(fts5_query(found)), Contact.organization == organization_id)
+        bounds = {"organization": organization_id}
+        queries = (_RECENT_CONVERSATIONS, _MATCHING_CONVERSATIONS)
+        ids = _newest_then_index(*queries, found, limit, bounds)
+        query = query.where(Conversation.id.in_(ids))
+    else:
+        matching = (
+            Contact.select(Contact.id)
+            .join(_ContactSearch, on=_ContactSearch.rowid == Contact.id)
+            .where(_ContactSearch.match(fts5_query(found)), Contact.organization == organization_id)
+        )
+        query = query.where(Conversation.organization == organization_id, Contact.id.in_(matching))
+    return list(query.order_by(ACTIVITY.desc(), Conversation.id.desc()).limit(limit))
+
+
+def _newest_then_index(recent: str, matching: str, found: list[str], limit: int, bounds: dict):
+    """Ids of a page of matches: from the ``RECENT`` newest rows if they hold one, else
+    from every match, by the index.
+
+    The planner's guess of how many rows hold a word is often far off for a prefix
+    ("sn" of a hundred thousand order numbers), and a wrong guess costs seconds either
+    way: reading the newest rows one by one for a word that is rare, or fetching every
+    match by the index for one in most rows. Asked in this order, each is only ever
+    done when it is cheap: a word in fewer than a page of the newest rows is rare.
+    """
+    params = {**bounds, "query": tsquery(found), "limit": limit, "recent": RECENT}
+    rows = database.execute_sql(recent, params).fetchall()
+    if len(rows) < limit:
+        rows = database.execute_sql(matching, params).fetchall()
+    return [row[0] for row in rows]
+
+
+# PostgreSQL's queries. Only the constants above are formatted into them (S608): the
+# organization, the bounds and the words are always parameters.
+_RECENT_MESSAGES = f"""
+    SELECT id FROM (
+        SELECT id, content FROM message
+        WHERE organization_id = %(organization)s AND id < %(before)s
+        ORDER BY id DESC LIMIT %(recent)s
+    ) AS recent
+    WHERE {MESSAGE_TEXT} @@ to_tsquery('simple', %(query)s)
+    ORDER BY id DESC LIMIT %(limit)s"""  # noqa: S608
+# Materialized, so that the planner has to fetch every match: the index is the way.
+_MATCHING_MESSAGES = f"""
+    WITH matching AS MATERIALIZED (
+        SELECT id FROM message
+        WHERE organization_id = %(organization)s AND id < %(before)s
+          AND {MESSAGE_TEXT} @@ to_tsquery('simple', %(query)s)
     )
+    SELECT id FROM matching ORDER BY id DESC LIMIT %(limit)s"""  # noqa: S608
+_RECENT_CONVERSATIONS = f"""
+    SELECT id FROM (
+        SELECT conversation.id, display_name, username, phone,
+               COALESCE(last_message_at, conversation.created_at) AS activity
+        FROM conversation JOIN contact ON contact.id = conversation.contact_id
+        WHERE conversation.organization_id = %(organization)s
+        ORDER BY COALESCE(last_message_at, conversation.created_at) DESC, conversation.id DESC
+        LIMIT %(recent)s
+    ) AS recent
+    WHERE {CONTACT_TEXT} @@ to_tsquery('simple', %(query)s)
+    ORDER BY activity DESC, id DESC LIMIT %(limit)s"""  # noqa: S608
+_MATCHING_CONVERSATIONS = f"""
+    WITH matching AS MATERIALIZED (
+        SELECT id FROM contact
+        WHERE organization_id = %(organization)s
+          AND {CONTACT_TEXT} @@ to_tsquery('simple', %(query)s)
+    )
+    SELECT conversation.id FROM conversation JOIN matching ON matching.id = contact_id
+    WHERE conversation.organization_id = %(organization)s
+    ORDER BY COALESCE(last_message_at, created_at) DESC, conversation.id DESC
+    LIMIT %(limit)s"""  # noqa: S608

@@ -50,20 +50,28 @@ class Sizes:
 
 PLATFORMS = (("whatsapp", 0.60), ("facebook", 0.25), ("tiktok", 0.15))
 NAMES = ("Zoë", "José", "Łukasz", "Ngozi", "美咲", "Amélie", "Søren", "Olúwá", "Anna", "Raj")
+#: Each text may name the conversation's order ("SN" and the conversation's number: a
+#: word of one thread) or a product (a made-up word; a few are in many messages, most
+#: in a handful), so that words have the spread of frequencies search meets in life.
 INBOUND_TEXTS = (
-    "Hi! Is my order on its way? 📦",
-    "Do you have this in a size M?",
+    "Hi! Is my order {order} on its way? 📦",
+    "Do you have the {product} in a size M?",
     "¿Hacen envíos a Sevilla?",
     "Thanks, that's perfect 🙏",
     "The tracking link does not work",
     "Can I change the delivery address?",
 )
 OUTBOUND_TEXTS = (
-    "Hello! Let me check that for you.",
-    "It ships tomorrow morning 🚚",
+    "Hello! Let me check order {order} for you.",
+    "The {product} ships tomorrow morning 🚚",
     "Yes, we do. Anything else?",
     "Here is your new tracking link.",
     "Done, the address is updated.",
+)
+SYLLABLES = ("ka", "lo", "mi", "ru", "te", "zan", "po", "vel", "qui", "dor", "sa", "ne")
+#: Products are ranked by popularity; one of rank r is named about 1/r as often as the first.
+PRODUCTS = tuple(
+    SYLLABLES[n % 12] + SYLLABLES[n // 12 % 12] + SYLLABLES[n // 144 % 12] for n in range(1728)
 )
 #: Outbound statuses and their shares; inbound messages are RECEIVED.
 OUTBOUND_STATUSES = (("READ", 0.62), ("DELIVERED", 0.28), ("SENT", 0.05), ("FAILED", 0.05))
@@ -379,7 +387,9 @@ def _message_counts(rng: random.Random, conversations: int, messages: int) -> li
 
 def _text(c: int, k: int, inbound: bool) -> str:
     texts = INBOUND_TEXTS if inbound else OUTBOUND_TEXTS
-    return texts[(c * 31 + k) % len(texts)]
+    spread = (c * 2_654_435_761 + k * 40_503) % 2**32 / 2**32
+    product = PRODUCTS[int(len(PRODUCTS) ** spread) - 1]
+    return texts[(c * 31 + k) % len(texts)].format(order=f"SN{c:06d}", product=product)
 
 
 def _pick(rng: random.Random, shares: tuple) -> int:

@@ -15,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import pytest
 from peewee import Value
@@ -260,6 +261,15 @@ def retention_pass(client, data):
     retention.discard_webhooks([row.id for row in failed.limit(3)])
 
 
+def search_messages_and_contacts(client, data):
+    """Words in most messages, in few, a contact's name, a phone's start; a second page."""
+    for query in ("t", "the tracking", "tenepo", "Zoë", "1650555"):
+        found = _get(client, data, f"/api/v1/search?{urlencode({'q': query})}")
+        if found["next_before"]:
+            page = urlencode({"q": query, "before": found["next_before"]})
+            _get(client, data, f"/api/v1/search?{page}")
+
+
 def _get(client, data, url: str) -> dict:
     response = client.get(url, headers=data["headers"])
     assert response.status_code == 200, response.get_json()
@@ -276,6 +286,7 @@ PATHS = [
     thread_latest_and_older_messages,
     unread_count_reset,
     events_since,
+    search_messages_and_contacts,
     clock_sweeps,
     retention_pass,
 ]
