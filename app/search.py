@@ -114,20 +114,26 @@ def search(
     found = words(text)
     page = _message_ids(organization_id, found, before, limit + 1)
     next_before = page[limit - 1] if len(page) > limit else None
-    messages = (
+    conversations = [] if before is not None else _conversations(organization_id, found, limit)
+    return Results(_messages(page[:limit]), conversations, next_before)
+
+
+def _messages(ids: list[int]) -> list[Message]:
+    """These messages with their conversation and contact, newest first."""
+    if not ids:
+        return []
+    return list(
         Message.select(Message, Conversation, Contact)
         .join(Conversation)
         .join(Contact)
-        .where(Message.id.in_(page[:limit]))
+        .where(Message.id.in_(ids))
         .order_by(Message.id.desc())
-        if page
-        else []
     )
-    conversations = [] if before is not None else _conversations(organization_id, found, limit)
-    return Results(list(messages), conversations, next_before)
 
 
-def _message_ids(organization_id: int, found: list[str], before: int | None, limit: int):
+def _message_ids(
+    organization_id: int, found: list[str], before: int | None, limit: int
+) -> list[int]:
     """The ids of the organization's matching messages, newest first."""
     if is_postgres():
         bounds = {"organization": organization_id, "before": before or NO_BOUND}
@@ -161,7 +167,9 @@ def _conversations(organization_id: int, found: list[str], limit: int) -> list[C
     return list(query.order_by(ACTIVITY.desc(), Conversation.id.desc()).limit(limit))
 
 
-def _newest_then_index(recent: str, matching: str, found: list[str], limit: int, bounds: dict):
+def _newest_then_index(
+    recent: str, matching: str, found: list[str], limit: int, bounds: dict
+) -> list[int]:
     """Ids of a page of matches: from the ``RECENT`` newest rows if they hold one, else
     from every match, by the index.
 
