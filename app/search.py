@@ -115,18 +115,18 @@ def search(
     page = _message_ids(organization_id, found, before, limit + 1)
     next_before = page[limit - 1] if len(page) > limit else None
     conversations = [] if before is not None else _conversations(organization_id, found, limit)
-    return Results(_messages(page[:limit]), conversations, next_before)
+    return Results(_messages(organization_id, page[:limit]), conversations, next_before)
 
 
-def _messages(ids: list[int]) -> list[Message]:
-    """These messages with their conversation and contact, newest first."""
+def _messages(organization_id: int, ids: list[int]) -> list[Message]:
+    """These messages of the organization with their conversation and contact, newest first."""
     if not ids:
         return []
     return list(
         Message.select(Message, Conversation, Contact)
         .join(Conversation)
         .join(Contact)
-        .where(Message.id.in_(ids))
+        .where(Message.id.in_(ids), Message.organization == organization_id)
         .order_by(Message.id.desc())
     )
 
@@ -136,8 +136,9 @@ def _message_ids(
 ) -> list[int]:
     """The ids of the organization's matching messages, newest first."""
     if is_postgres():
-        bounds = {"organization": organization_id, "before": before or NO_BOUND}
-        return _newest_then_index(_RECENT_MESSAGES, _MATCHING_MESSAGES, found, limit, bounds)
+        params = _params(organization_id, found, limit, before=before or NO_BOUND)
+        newest = _ids(_RECENT_MESSAGES, params)
+        return newest if len(newest) == limit else _ids(_MATCHING_MESSAGES, params)
     query = (
         Message.select(Message.id)
         .join(_MessageSearch, on=_MessageSearch.rowid == Message.id)
@@ -151,42 +152,53 @@ def _message_ids(
 
 def _conversations(organization_id: int, found: list[str], limit: int) -> list[Conversation]:
     """The organization's conversations whose contact matches, most recently active first."""
-    query = Conversation.select(Conversation, Contact).join(Contact)
     if is_postgres():
-        bounds = {"organization": organization_id}
-        queries = (_RECENT_CONVERSATIONS, _MATCHING_CONVERSATIONS)
-        ids = _newest_then_index(*queries, found, limit, bounds)
-        query = query.where(Conversation.id.in_(ids))
-    else:
+        params = _params(organization_id, found, limit)
+        newest = _ids(_RECENT_CONVERSATIONS, params)
+        # Fewer than a page among the newest: every matching contact, by the index. Their
+        # ids, not a subquery, so that the planner knows how few they are.
         matching = (
+            Conversation.id.in_(newest)
+            if len(newest) == limit
+            else Conversation.contact.in_(_ids(_MATCHING_CONTACTS, params))
+        )
+    else:
+        contacts = (
             Contact.select(Contact.id)
             .join(_ContactSearch, on=_ContactSearch.rowid == Contact.id)
             .where(_ContactSearch.match(fts5_query(found)), Contact.organization == organization_id)
         )
-        query = query.where(Conversation.organization == organization_id, Contact.id.in_(matching))
-    return list(query.order_by(ACTIVITY.desc(), Conversation.id.desc()).limit(limit))
+        matching = Conversation.contact.in_(contacts)
+    return list(
+        Conversation.select(Conversation, Contact)
+        .join(Contact)
+        .where(Conversation.organization == organization_id, matching)
+        .order_by(ACTIVITY.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
 
 
-def _newest_then_index(
-    recent: str, matching: str, found: list[str], limit: int, bounds: dict
-) -> list[int]:
-    """Ids of a page of matches: from the ``RECENT`` newest rows if they hold one, else
-    from every match, by the index.
-
-    The planner's guess of how many rows hold a word is often far off for a prefix
-    ("sn" of a hundred thousand order numbers), and a wrong guess costs seconds either
-    way: reading the newest rows one by one for a word that is rare, or fetching every
-    match by the index for one in most rows. Asked in this order, each is only ever
-    done when it is cheap: a word in fewer than a page of the newest rows is rare.
-    """
-    params = {**bounds, "query": tsquery(found), "limit": limit, "recent": RECENT}
-    rows = database.execute_sql(recent, params).fetchall()
-    if len(rows) < limit:
-        rows = database.execute_sql(matching, params).fetchall()
-    return [row[0] for row in rows]
+def _params(organization_id: int, found: list[str], limit: int, **bounds) -> dict:
+    return {
+        "organization": organization_id,
+        "query": tsquery(found),
+        "limit": limit,
+        "recent": RECENT,
+        **bounds,
+    }
 
 
-# PostgreSQL's queries. Only the constants above are formatted into them (S608): the
+def _ids(sql: str, params: dict) -> list[int]:
+    return [row[0] for row in database.execute_sql(sql, params).fetchall()]
+
+
+# PostgreSQL's queries, in pairs: the RECENT newest rows read one by one, then, when
+# they hold less than a page, every match by the GIN index. The planner's guess of how
+# many rows hold a word is often far off for a prefix ("sn" of 100,000 order numbers),
+# and a wrong guess costs seconds either way: reading the newest rows one by one for a
+# rare word, or fetching every match by the index for a word in most rows. Asked in this
+# order, each is only done when it is cheap: a word in less than a page of the newest
+# rows is rare. Only the constants above are formatted into them (S608): the
 # organization, the bounds and the words are always parameters.
 _RECENT_MESSAGES = f"""
     SELECT id FROM (
@@ -215,13 +227,7 @@ _RECENT_CONVERSATIONS = f"""
     ) AS recent
     WHERE {CONTACT_TEXT} @@ to_tsquery('simple', %(query)s)
     ORDER BY activity DESC, id DESC LIMIT %(limit)s"""  # noqa: S608
-_MATCHING_CONVERSATIONS = f"""
-    WITH matching AS MATERIALIZED (
-        SELECT id FROM contact
-        WHERE organization_id = %(organization)s
-          AND {CONTACT_TEXT} @@ to_tsquery('simple', %(query)s)
-    )
-    SELECT conversation.id FROM conversation JOIN matching ON matching.id = contact_id
-    WHERE conversation.organization_id = %(organization)s
-    ORDER BY COALESCE(last_message_at, created_at) DESC, conversation.id DESC
-    LIMIT %(limit)s"""  # noqa: S608
+_MATCHING_CONTACTS = f"""
+    SELECT id FROM contact
+    WHERE organization_id = %(organization)s
+      AND {CONTACT_TEXT} @@ to_tsquery('simple', %(query)s)"""  # noqa: S608
