@@ -11,8 +11,10 @@ What it writes, as a year of real use would have left it:
 - messages spread over the last year, in sessions of quick turns days apart, with
   conversation sizes from a heavy-tailed distribution (most short, a few thousands
   long); inbound RECEIVED, outbound mostly READ or DELIVERED, some SENT or FAILED;
-  about 4% are images with their attachment. Ids follow time across all
-  conversations, so a thread's messages are scattered through the table as in life;
+  about 4% are images with their attachment; texts name the conversation's order or a
+  product of Zipf-like popularity, so that search meets words of every frequency.
+  Ids follow time across all conversations, so a thread's messages are scattered
+  through the table as in life;
 - stored webhook bodies over the last 45 days (a few FAILED or never processed) and
   audit entries over the last 400 days, so that retention has work to do.
 
