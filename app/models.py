@@ -293,7 +293,8 @@ class Message(BaseModel):
     """
 
     id = AutoField()
-    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    # Served by (organization, id) below, which search reads newest first (migration 0009).
+    organization = ForeignKeyField(Organization, on_delete="CASCADE", index=False)
     connection = ForeignKeyField(PlatformConnection, on_delete="CASCADE")
     conversation = ForeignKeyField(Conversation, backref="messages", on_delete="CASCADE")
     direction = CharField(max_length=8)
@@ -324,6 +325,7 @@ class Message(BaseModel):
             (("conversation", "idempotency_key"), True),
             (("conversation", "id"), False),
             (("status", "created_at"), False),
+            (("organization", "id"), False),
         )
 
 

@@ -11,8 +11,10 @@ What it writes, as a year of real use would have left it:
 - messages spread over the last year, in sessions of quick turns days apart, with
   conversation sizes from a heavy-tailed distribution (most short, a few thousands
   long); inbound RECEIVED, outbound mostly READ or DELIVERED, some SENT or FAILED;
-  about 4% are images with their attachment. Ids follow time across all
-  conversations, so a thread's messages are scattered through the table as in life;
+  about 4% are images with their attachment; texts name the conversation's order or a
+  product of Zipf-like popularity, so that search meets words of every frequency.
+  Ids follow time across all conversations, so a thread's messages are scattered
+  through the table as in life;
 - stored webhook bodies over the last 45 days (a few FAILED or never processed) and
   audit entries over the last 400 days, so that retention has work to do.
 
@@ -50,20 +52,28 @@ class Sizes:
 
 PLATFORMS = (("whatsapp", 0.60), ("facebook", 0.25), ("tiktok", 0.15))
 NAMES = ("Zoë", "José", "Łukasz", "Ngozi", "美咲", "Amélie", "Søren", "Olúwá", "Anna", "Raj")
+#: Each text may name the conversation's order ("SN" and the conversation's number: a
+#: word of one thread) or a product (a made-up word; a few are in many messages, most
+#: in a handful), so that words have the spread of frequencies search meets in life.
 INBOUND_TEXTS = (
-    "Hi! Is my order on its way? 📦",
-    "Do you have this in a size M?",
+    "Hi! Is my order {order} on its way? 📦",
+    "Do you have the {product} in a size M?",
     "¿Hacen envíos a Sevilla?",
     "Thanks, that's perfect 🙏",
     "The tracking link does not work",
     "Can I change the delivery address?",
 )
 OUTBOUND_TEXTS = (
-    "Hello! Let me check that for you.",
-    "It ships tomorrow morning 🚚",
+    "Hello! Let me check order {order} for you.",
+    "The {product} ships tomorrow morning 🚚",
     "Yes, we do. Anything else?",
     "Here is your new tracking link.",
     "Done, the address is updated.",
+)
+SYLLABLES = ("ka", "lo", "mi", "ru", "te", "zan", "po", "vel", "qui", "dor", "sa", "ne")
+#: Products are ranked by popularity; one of rank r is named about 1/r as often as the first.
+PRODUCTS = tuple(
+    SYLLABLES[n % 12] + SYLLABLES[n // 12 % 12] + SYLLABLES[n // 144 % 12] for n in range(1728)
 )
 #: Outbound statuses and their shares; inbound messages are RECEIVED.
 OUTBOUND_STATUSES = (("READ", 0.62), ("DELIVERED", 0.28), ("SENT", 0.05), ("FAILED", 0.05))
@@ -147,7 +157,7 @@ _CONTACT_COLUMNS = (
 )  # fmt: skip
 _CONVERSATION_COLUMNS = (
     "id", "organization_id", "connection_id", "contact_id", "last_message_preview",
-    "last_message_at", "last_inbound_at", "unread_count", "created_at",
+    "last_message_at", "last_inbound_at", "unread_count", "created_at", "status", "assignee_id",
 )  # fmt: skip
 _MESSAGE_COLUMNS = (
     "id", "organization_id", "connection_id", "conversation_id", "direction", "content_type",
@@ -251,12 +261,28 @@ class _World:
         """Also lays out every message in time (kept as one integer key each)."""
         for c in range(self.sizes.conversations):
             started, last, last_inbound, unread, preview = self._lay_out(c)
+            status, assignee = self._handling(c, last)
             yield (
                 self.first["conversation"] + c, self._org_id(c),
                 self._connection_id(self.org_of[c], self.platform_of[c]),
                 self.first["contact"] + c, preview, _ts(last),
                 None if last_inbound is None else _ts(last_inbound), unread, _ts(started),
+                status, assignee,
             )  # fmt: skip
+
+    def _handling(self, c: int, last: int) -> tuple[str, int | None]:
+        """Where the conversation stands and who has it: those of the last three days open
+        or waiting for the customer, nearly all older ones resolved; four in five assigned.
+
+        Chosen by the conversation's number, not the random stream, so the rest of the
+        data stays what it was.
+        """
+        if self.now_ms - last < 3 * 86_400_000:
+            status = "PENDING" if c % 4 == 0 else "OPEN"
+        else:
+            status = "OPEN" if c % 16 == 0 else "RESOLVED"
+        assignee = None if c % 5 == 0 else self._user_id(self.org_of[c], c % 3)
+        return status, assignee
 
     def _lay_out(self, c: int) -> tuple:
         """A conversation's message times, directions and statuses, in its own keys."""
@@ -379,7 +405,9 @@ def _message_counts(rng: random.Random, conversations: int, messages: int) -> li
 
 def _text(c: int, k: int, inbound: bool) -> str:
     texts = INBOUND_TEXTS if inbound else OUTBOUND_TEXTS
-    return texts[(c * 31 + k) % len(texts)]
+    spread = (c * 2_654_435_761 + k * 40_503) % 2**32 / 2**32
+    product = PRODUCTS[int(len(PRODUCTS) ** spread) - 1]
+    return texts[(c * 31 + k) % len(texts)].format(order=f"SN{c:06d}", product=product)
 
 
 def _pick(rng: random.Random, shares: tuple) -> int:

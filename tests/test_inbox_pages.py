@@ -26,6 +26,7 @@ SCRIPTS = [
     "connections.js",
     "notes.js",
     "labels.js",
+    "search.js",
     "canned.js",
     "manage.js",
 ]

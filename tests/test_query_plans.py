@@ -16,6 +16,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import pytest
 from peewee import Case, Value
@@ -102,7 +103,9 @@ def _through_the_app(org_id: int) -> dict:
     """A staff token, a customer's messages and a sent reply, made by SNORQ's own code."""
     from workers.inbound import process
 
-    user = User.create(
+    # On PostgreSQL, one of the organization's seeded agents, with their conversations.
+    user = User.select().where(User.organization == org_id).order_by(User.id.desc()).first()
+    user = user or User.create(
         organization=org_id,
         email=f"{uuid.uuid4().hex}@plans.test",
         password_hash=hash_password("x"),
@@ -157,26 +160,25 @@ def _label_conversations(org_id: int, conversation_id: int) -> int:
 
 
 def _hand_out_conversations(org_id: int, user_id: int, conversation_id: int) -> None:
-    """Most conversations resolved, some pending, an eighth of them assigned to ``user_id``,
-    and ``conversation_id`` snoozed until a moment just past (for the clock to wake)."""
-    everyone = Conversation.update(
-        status=Case(
-            None,
-            [
-                (Conversation.id.bin_and(3) == 0, ConversationStatus.OPEN),
-                (Conversation.id.bin_and(7) == 1, ConversationStatus.PENDING),
-            ],
-            ConversationStatus.RESOLVED,
-        )
-    )
-    everyone.execute()
-    mine = (Conversation.organization == org_id) & (Conversation.id.bin_and(7) < 2)
-    Conversation.update(assignee=user_id).where(mine).execute()
+    """Most conversations resolved, some pending, an eighth of them assigned to ``user_id``
+    (the seed lays such statuses out itself), and ``conversation_id`` snoozed until a moment
+    just past, for the clock to wake."""
+    if not is_postgres():
+        Conversation.update(
+            status=Case(
+                None,
+                [
+                    (Conversation.id.bin_and(3) == 0, ConversationStatus.OPEN),
+                    (Conversation.id.bin_and(7) == 1, ConversationStatus.PENDING),
+                ],
+                ConversationStatus.RESOLVED,
+            )
+        ).execute()
+        mine = (Conversation.organization == org_id) & (Conversation.id.bin_and(7) < 2)
+        Conversation.update(assignee=user_id).where(mine).execute()
     Conversation.update(
         status=ConversationStatus.SNOOZED, snoozed_until=utcnow() - datetime.timedelta(seconds=1)
     ).where(Conversation.id == conversation_id).execute()
-    if is_postgres():
-        database.execute_sql("ANALYZE conversation")
 
 
 def _webhook(body: dict) -> WebhookEvent:
@@ -312,6 +314,15 @@ def retention_pass(client, data):
     retention.discard_webhooks([row.id for row in failed.limit(3)])
 
 
+def search_messages_and_contacts(client, data):
+    """Words in most messages, in few, a contact's name, a phone's start; a second page."""
+    for query in ("t", "the tracking", "tenepo", "Zoë", "1650555"):
+        found = _get(client, data, f"/api/v1/search?{urlencode({'q': query})}")
+        if found["next_before"]:
+            page = urlencode({"q": query, "before": found["next_before"]})
+            _get(client, data, f"/api/v1/search?{page}")
+
+
 def _post(client, data, url: str, body: dict) -> dict:
     response = client.post(url, json=body, headers=data["headers"])
     assert response.status_code == 200, response.get_json()
@@ -338,6 +349,7 @@ PATHS = [
     thread_latest_and_older_messages,
     unread_count_reset,
     events_since,
+    search_messages_and_contacts,
     clock_sweeps,
     retention_pass,
 ]

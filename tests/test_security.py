@@ -325,11 +325,15 @@ def test_every_route_with_an_id_answers_404_for_another_organizations_object(
             assert ours.status_code != 404, f"{method} {rule.rule}: own object not found"
 
 
+#: What a listing must be asked; search looks for the other organization by name.
+LISTING_QUERIES = {"api.list_events": "?since=0", "search.search_organization": "?q=Globex"}
+
+
 def test_every_listing_and_page_shows_nothing_of_another_organization(app, client, user, worlds):
     routes = [(rule, m) for rule, m in _routes(app) if not rule.arguments and m == "GET"]
     assert routes
     for rule, method in routes:
-        path = rule.rule + ("?since=0" if rule.endpoint == "api.list_events" else "")
+        path = rule.rule + LISTING_QUERIES.get(rule.endpoint, "")
         for bearer in _credentials(path, user):
             response = _as(client, user, method, path, bearer=bearer)
             assert response.status_code < 400, f"{method} {path}: {response.status_code}"

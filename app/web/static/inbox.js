@@ -12,6 +12,7 @@ import { followLive } from "./live.js";
 import { Manage } from "./manage.js";
 import { NoteMode, fetchNotes } from "./notes.js";
 import { Presence } from "./presence.js";
+import { Search } from "./search.js";
 import { Thread } from "./thread.js";
 
 const $ = (id) => document.getElementById(id);
@@ -46,6 +47,7 @@ const canned = new CannedResponses();
 new Suggestions(canned, $("reply-text"), $("reply-suggestions"));
 new Suggestions(canned, $("note-text"), $("note-suggestions"));
 new Manage(labels, canned, admin);
+new Search((id) => openConversation(id));
 
 // Merge what the API or an event says about a conversation into the shared copy.
 // `asked` is when the API was asked (performance.now()); an answer asked for before
