@@ -278,6 +278,17 @@ def test_messages_come_oldest_first_and_page_backwards(client, api_headers, conv
     assert [m["id"] for m in earlier["messages"]] == [made[1].id, made[2].id]
 
 
+@pytest.mark.parametrize("listing", ["messages", "notes"])
+@pytest.mark.parametrize("before", [2**70, -5, 0])
+def test_a_page_before_an_id_no_row_can_have_is_a_clear_400(
+    client, api_headers, conversation, listing, before
+):
+    path = f"/api/v1/conversations/{conversation.id}/{listing}?before={before}"
+    response = client.get(path, headers=api_headers)
+    assert response.status_code == 400
+    assert "before must be the id" in response.json["error"]
+
+
 def test_message_content_comes_back_as_data_exactly_as_written(client, api_headers, conversation):
     add_message(conversation, HOSTILE)
     response = client.get(f"/api/v1/conversations/{conversation.id}/messages", headers=api_headers)

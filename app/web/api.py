@@ -61,6 +61,8 @@ MAX_PAGE_SIZE = 200
 #: What a reply may carry besides its text (each platform takes its own).
 REPLY_EXTRAS = ("template", "quick_replies")
 MAX_KEY_LENGTH = 128
+#: Ids are 64-bit on PostgreSQL and SQLite.
+LARGEST_ID = 2**63 - 1
 #: Room for a file reply's form fields and multipart framing, beyond the file itself.
 FORM_OVERHEAD = 64 * 1024
 #: The message content type of a reply carrying a file of each kind.
@@ -83,6 +85,14 @@ def _limit(default: int) -> int:
         return max(1, min(int(request.args.get("limit", default)), MAX_PAGE_SIZE))
     except ValueError:
         abort(400, description="limit must be a number")
+
+
+def before_id() -> int | None:
+    """``?before=<id>``: the page before that row, or None for the latest page."""
+    before = request.args.get("before", type=int)
+    if before is not None and not 0 < before <= LARGEST_ID:
+        abort(400, description="before must be the id of a row you were shown.")
+    return before
 
 
 def can_reply(conversation: Conversation, platform: str) -> bool:
@@ -213,7 +223,7 @@ def list_messages(conversation_id: int):
     """Messages oldest first: the latest page, or the page before ``?before=<id>``."""
     conversation = get_conversation(conversation_id)
     query = Message.select().where(Message.conversation == conversation.id)
-    if before := request.args.get("before", type=int):
+    if before := before_id():
         query = query.where(Message.id < before)
     limit = _limit(MAX_PAGE_SIZE)
     page = list(query.order_by(Message.id.desc()).limit(limit))[::-1]

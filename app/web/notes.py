@@ -16,7 +16,7 @@ from app import canned, labels, messages, notes
 from app.models import CannedResponse, Label
 from app.serializers import canned_response_json, label_json, note_json
 from app.web.access import api_login_required, current_user
-from app.web.api import MAX_PAGE_SIZE, conversation_payload, get_conversation
+from app.web.api import MAX_PAGE_SIZE, before_id, conversation_payload, get_conversation
 
 bp = Blueprint("notes", __name__, url_prefix="/api/v1")
 
@@ -33,7 +33,7 @@ def list_notes(conversation_id: int):
     """Notes oldest first: the latest page, or the page before ``?before=<id>``."""
     conversation = get_conversation(conversation_id)
     limit = request.args.get("limit", MAX_PAGE_SIZE, type=int)
-    before = request.args.get("before", type=int)
+    before = before_id()
     found = notes.notes_of(conversation, limit=max(1, min(limit, MAX_PAGE_SIZE)), before=before)
     return jsonify(notes=[note_json(note) for note in found])
 

@@ -8,13 +8,11 @@ from app import search
 from app.models import attachments_by_message, labels_by_conversation
 from app.serializers import contact_json, message_json
 from app.web.access import api_login_required, current_user
-from app.web.api import conversation_payload
+from app.web.api import before_id, conversation_payload
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 50
-#: Ids are 64-bit on PostgreSQL and SQLite.
-LARGEST_ID = 2**63 - 1
 
 
 @bp.get("/search")
@@ -23,9 +21,7 @@ def search_organization():
     """Messages newest first (the page before ``?before=<id>``), and on the first page the
     conversations whose contact matches."""
     limit = request.args.get("limit", PAGE_SIZE, type=int)
-    before = request.args.get("before", type=int)
-    if before is not None and not 0 < before <= LARGEST_ID:
-        abort(400, description="before must be the id of a message.")
+    before = before_id()
     try:
         found = search.search(
             current_user().organization_id,

@@ -1,8 +1,10 @@
 """Two staff members in two browsers: one assigns a conversation to the other and
-resolves it, the other sees both live; the customer's next message opens it again.
+resolves it, the other sees both live; the customer's next message opens it again,
+and both find it by search.
 
 With ``SNORQ_SCREENSHOTS=docs`` the second staff member's page is also saved as
-``docs/team-inbox-assign.png`` and ``docs/team-inbox-resolve.png`` for the README.
+``docs/team-inbox-assign.png`` and ``docs/team-inbox-resolve.png``, and the first one's
+search as ``docs/team-inbox-search.png``, for the README.
 """
 
 from __future__ import annotations
@@ -73,4 +75,13 @@ def test_one_assigns_and_resolves_and_the_other_sees_it_live(
         expect(page.locator("#thread-status")).to_have_text("Open")
         expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_visible()
     deployment.finished("the customer's message opened it again on both pages")
+
+    # Found again by a word the customer wrote, from the search box above the list.
+    colleague.get_by_label("Search messages and contacts").fill("office addr")
+    found = colleague.locator("#search-results a", has_text="office address")
+    expect(found).to_be_visible()
+    inbox.get_by_label("Search messages and contacts").fill("Kofi")
+    expect(inbox.locator("#search-results a", has_text=CUSTOMER[1]).first).to_be_visible()
+    screenshot(inbox, "search")
+    docs_screenshot(inbox, "team-inbox-search.png")
     assert still_marked(inbox) and still_marked(colleague), "a page reloaded"
