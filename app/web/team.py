@@ -98,15 +98,9 @@ def list_staff():
 @api_login_required
 def update_me():
     """``{"available": true}``: take new conversations when they are handed out in turn."""
-    available = json_body().get("available")
-    if not isinstance(available, bool):
-        abort(400, description='Send {"available": true} or {"available": false}.')
     user = current_user()
-    if user.available != available:
-        with database.atomic():
-            user.available = available
-            user.save(only=[User.available])
-            audit_change(user, "staff_available", f"staff {user.id}: available {available}")
+    available = _switch_in_body("available")
+    _switch(user, User.available, available, "staff_available", f"staff {user.id}: ")
     return jsonify(staff=staff_json(user))
 
 
@@ -120,19 +114,29 @@ def show_organization():
 @api_login_required
 def update_organization():
     """Admins: ``{"auto_assign": true}`` hands new conversations out in turn."""
-    user = current_user()
-    if not user.is_admin:
+    if not current_user().is_admin:
         abort(403, description="Only an admin of the organization can change how it assigns.")
-    auto_assign = json_body().get("auto_assign")
-    if not isinstance(auto_assign, bool):
-        abort(400, description='Send {"auto_assign": true} or {"auto_assign": false}.')
     organization = _organization()
-    if organization.auto_assign != auto_assign:
-        with database.atomic():
-            organization.auto_assign = auto_assign
-            organization.save(only=[Organization.auto_assign])
-            audit_change(user, "auto_assign", f"auto_assign {auto_assign}")
+    auto_assign = _switch_in_body("auto_assign")
+    _switch(organization, Organization.auto_assign, auto_assign, "auto_assign", "")
     return jsonify(organization=_organization_json(organization))
+
+
+def _switch_in_body(name: str) -> bool:
+    value = json_body().get(name)
+    if not isinstance(value, bool):
+        abort(400, description=f'Send {{"{name}": true}} or {{"{name}": false}}.')
+    return value
+
+
+def _switch(row, field, value: bool, action: str, whose: str) -> None:
+    """Turn ``row``'s yes/no setting ``field`` to ``value``, audited, if that changes it."""
+    if getattr(row, field.name) == value:
+        return
+    with database.atomic():
+        setattr(row, field.name, value)
+        row.save(only=[field])
+        audit_change(current_user(), action, f"{whose}{field.name} {value}")
 
 
 def _staff():
