@@ -80,9 +80,10 @@ def _organization_id() -> int:
     return current_user().organization_id
 
 
-def _limit(default: int) -> int:
+def page_limit(default: int, most: int = MAX_PAGE_SIZE) -> int:
+    """``?limit=``: how many rows a page holds, from 1 to ``most``."""
     try:
-        return max(1, min(int(request.args.get("limit", default)), MAX_PAGE_SIZE))
+        return max(1, min(int(request.args.get("limit", default)), most))
     except ValueError:
         abort(400, description="limit must be a number")
 
@@ -93,6 +94,18 @@ def before_id() -> int | None:
     if before is not None and not 0 < before <= LARGEST_ID:
         abort(400, description="before must be the id of a row you were shown.")
     return before
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="Send a JSON object.")
+    return body
+
+
+def is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def can_reply(conversation: Conversation, platform: str) -> bool:
@@ -166,7 +179,7 @@ def list_conversations():
         # (activity, id) < (at, last_id), written so that SQLite too reads it as a
         # range of the list's index (migration 0004): a deep page costs what the first does.
         query = query.where((activity <= at) & ((activity < at) | (Conversation.id < last_id)))
-    limit = _limit(PAGE_SIZE)
+    limit = page_limit(PAGE_SIZE)
     page = list(query.limit(limit + 1))
     next_cursor = None
     if len(page) > limit:
@@ -225,7 +238,7 @@ def list_messages(conversation_id: int):
     query = Message.select().where(Message.conversation == conversation.id)
     if before := before_id():
         query = query.where(Message.id < before)
-    limit = _limit(MAX_PAGE_SIZE)
+    limit = page_limit(MAX_PAGE_SIZE)
     page = list(query.order_by(Message.id.desc()).limit(limit))[::-1]
     attachments = attachments_by_message([m.id for m in page])
     return jsonify(messages=[message_json(m, attachments.get(m.id)) for m in page])

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Flask, abort, jsonify, request
+from flask import Blueprint, Flask, abort, jsonify
 from peewee import fn
 
 from app import canned, labels, messages, notes
 from app.models import CannedResponse, Label
 from app.serializers import canned_response_json, label_json, note_json
 from app.web.access import api_login_required, current_user
-from app.web.api import MAX_PAGE_SIZE, before_id, conversation_payload, get_conversation
+from app.web.api import (
+    MAX_PAGE_SIZE,
+    before_id,
+    conversation_payload,
+    get_conversation,
+    is_id,
+    json_body,
+    page_limit,
+)
 
 bp = Blueprint("notes", __name__, url_prefix="/api/v1")
 
@@ -32,9 +40,7 @@ MAX_LABEL_NAME = 50
 def list_notes(conversation_id: int):
     """Notes oldest first: the latest page, or the page before ``?before=<id>``."""
     conversation = get_conversation(conversation_id)
-    limit = request.args.get("limit", MAX_PAGE_SIZE, type=int)
-    before = before_id()
-    found = notes.notes_of(conversation, limit=max(1, min(limit, MAX_PAGE_SIZE)), before=before)
+    found = notes.notes_of(conversation, limit=page_limit(MAX_PAGE_SIZE), before=before_id())
     return jsonify(notes=[note_json(note) for note in found])
 
 
@@ -204,13 +210,6 @@ def _admin_only() -> None:
         abort(403, description="Only an admin of the organization can change its labels.")
 
 
-def json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="Send a JSON object.")
-    return body
-
-
 def _text(body: dict, field: str, longest: int) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value.strip():
@@ -240,10 +239,6 @@ def _shortcut(body: dict) -> str:
             "starting with a letter or digit.",
         )
     return shortcut
-
-
-def is_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def init_app(app: Flask) -> None:

@@ -8,7 +8,7 @@ from app import search
 from app.models import attachments_by_message, labels_by_conversation
 from app.serializers import contact_json, message_json
 from app.web.access import api_login_required, current_user
-from app.web.api import before_id, conversation_payload
+from app.web.api import before_id, conversation_payload, page_limit
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
@@ -20,14 +20,12 @@ PAGE_SIZE, MAX_PAGE_SIZE = 20, 50
 def search_organization():
     """Messages newest first (the page before ``?before=<id>``), and on the first page the
     conversations whose contact matches."""
-    limit = request.args.get("limit", PAGE_SIZE, type=int)
-    before = before_id()
     try:
         found = search.search(
             current_user().organization_id,
             request.args.get("q", ""),
-            limit=max(1, min(limit, MAX_PAGE_SIZE)),
-            before=before,
+            limit=page_limit(PAGE_SIZE, MAX_PAGE_SIZE),
+            before=before_id(),
         )
     except ValueError as error:
         abort(400, description=str(error))

@@ -17,8 +17,7 @@ from app.labels import audit_change
 from app.models import ConversationStatus, Organization, User
 from app.serializers import staff_json
 from app.web.access import api_login_required, current_user
-from app.web.api import conversation_payload, get_conversation
-from app.web.notes import is_id, json_body
+from app.web.api import conversation_payload, get_conversation, is_id, json_body
 
 bp = Blueprint("team", __name__, url_prefix="/api/v1")
 
