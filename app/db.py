@@ -3,7 +3,9 @@
 SQLite (embedded default, or a ``sqlite:///`` ``DATABASE_URL``) and PostgreSQL
 (a ``postgresql://`` one) get the same schema from the same migrations. On SQLite
 every ``database.atomic()`` begins with ``BEGIN IMMEDIATE``, so a writer takes its
-lock up front instead of failing half-way when another thread writes too.
+lock up front instead of failing half-way when another thread writes too. On
+PostgreSQL a transaction's BEGIN travels with its first statement
+(:class:`PostgresDatabase`).
 """
 
 from __future__ import annotations
@@ -50,9 +52,50 @@ def open_database(settings: Settings, *, max_connections: int = 32) -> Database:
             returning_clause=True,
         )
     params = parse(settings.database_url)
-    return PooledPostgresqlDatabase(
+    return PostgresDatabase(
         params.pop("database"), max_connections=max_connections, stale_timeout=300, **params
     )
+
+
+class PostgresDatabase(PooledPostgresqlDatabase):
+    """Pooled connections whose transactions save the round trip of their own BEGIN.
+
+    peewee sends BEGIN as a statement of its own, and on a short transaction (a
+    webhook's three statements) that wait is a fifth of the whole. Here BEGIN is
+    held back and sent in front of the transaction's first statement, in the same
+    message to the server; a transaction that ran nothing sends neither BEGIN nor
+    its COMMIT or ROLLBACK.
+    """
+
+    def begin(self, isolation_level=None) -> None:
+        if self.is_closed():
+            # Connect now, as sending BEGIN would: connecting later forgets the transaction.
+            self.connect()
+        level = isolation_level or self._isolation_level
+        self._state.pending_begin = (
+            f"BEGIN TRANSACTION ISOLATION LEVEL {self._adapter.isolation_level_str(level)}"
+            if level
+            else "BEGIN"
+        )
+
+    def execute_sql(self, sql, params=None):
+        begin = self._take_pending_begin()
+        if begin and self.in_transaction():
+            sql = f"{begin}; {sql}"
+        return super().execute_sql(sql, params)
+
+    def commit(self) -> None:
+        if self._take_pending_begin() is None:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._take_pending_begin() is None:
+            super().rollback()
+
+    def _take_pending_begin(self) -> str | None:
+        begin = getattr(self._state, "pending_begin", None)
+        self._state.pending_begin = None
+        return begin
 
 
 def init_database(settings: Settings) -> Database:

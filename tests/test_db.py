@@ -8,7 +8,7 @@ from peewee import IntegrityError, SqliteDatabase
 from playhouse.migrations import Runner
 
 from app.config import Settings
-from app.db import MIGRATIONS, database, migrate, open_database
+from app.db import MIGRATIONS, database, is_postgres, migrate, open_database
 from app.models import (
     ALL_MODELS,
     Contact,
@@ -16,7 +16,9 @@ from app.models import (
     Direction,
     Message,
     MessageStatus,
+    Organization,
     PlatformConnection,
+    User,
 )
 from tests.fixtures import make_connection
 
@@ -138,3 +140,61 @@ def test_an_external_message_id_is_unique_per_connection(org):
     message(first, None)
     with pytest.raises(IntegrityError), database.atomic():
         message(first, "wamid.A")
+
+
+class _CountedCursor:
+    """A cursor that notes each statement sent through it: one message to the server."""
+
+    def __init__(self, cursor, sent: list[str]) -> None:
+        self._cursor, self._sent = cursor, sent
+
+    def execute(self, sql, params=None):
+        self._sent.append(sql)
+        return self._cursor.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    if not is_postgres():
+        pytest.skip("BEGIN travels with the first statement on PostgreSQL only")
+    sent: list[str] = []
+    cursor = database.obj.cursor
+    monkeypatch.setattr(database.obj, "cursor", lambda: _CountedCursor(cursor(), sent))
+    return sent
+
+
+def test_a_postgresql_transaction_sends_its_begin_with_its_first_statement(org, sent):
+    with database.atomic():
+        Organization.update(name="Acmé").where(Organization.id == org.id).execute()
+        Organization.update(name="Acmé 2").where(Organization.id == org.id).execute()
+    assert [statement.split()[0] for statement in sent] == ["BEGIN;", "UPDATE", "COMMIT"]
+    assert Organization.get_by_id(org.id).name == "Acmé 2"
+
+
+def test_a_postgresql_transaction_that_fails_is_still_rolled_back_whole(org, sent):
+    with pytest.raises(IntegrityError), database.atomic():
+        Organization.update(name="Gone").where(Organization.id == org.id).execute()
+        User.create(organization=org, email="a@example.com", password_hash="x")
+        User.create(organization=org, email="a@example.com", password_hash="x")
+    assert sent[-1] == "ROLLBACK"
+    assert Organization.get_by_id(org.id).name != "Gone"
+    assert not User.select().where(User.email == "a@example.com").exists()
+
+
+def test_a_postgresql_transaction_that_ran_nothing_sends_nothing(sent):
+    with database.atomic():
+        pass
+    with pytest.raises(RuntimeError), database.atomic():
+        raise RuntimeError("before any statement")
+    assert sent == []
+
+
+def test_a_postgresql_transaction_begun_on_a_closed_connection_is_still_one(org, sent):
+    database.close()
+    with pytest.raises(RuntimeError), database.atomic():
+        Organization.update(name="Gone").where(Organization.id == org.id).execute()
+        raise RuntimeError("after the first statement")
+    assert Organization.get_by_id(org.id).name != "Gone"
