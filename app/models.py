@@ -185,8 +185,13 @@ class Conversation(BaseModel):
     """The one thread between a connection and a contact."""
 
     id = AutoField()
-    organization = ForeignKeyField(Organization, backref="conversations", on_delete="CASCADE")
-    connection = ForeignKeyField(PlatformConnection, backref="conversations", on_delete="CASCADE")
+    # Both served by wider indexes that lead with them (migration 0010).
+    organization = ForeignKeyField(
+        Organization, backref="conversations", on_delete="CASCADE", index=False
+    )
+    connection = ForeignKeyField(
+        PlatformConnection, backref="conversations", on_delete="CASCADE", index=False
+    )
     contact = ForeignKeyField(Contact, backref="conversations", on_delete="CASCADE")
     external_thread_id = CharField(max_length=128, null=True)
     last_message_preview = CharField(max_length=100, default="")
@@ -295,8 +300,11 @@ class Message(BaseModel):
     id = AutoField()
     # Served by (organization, id) below, which search reads newest first (migration 0009).
     organization = ForeignKeyField(Organization, on_delete="CASCADE", index=False)
-    connection = ForeignKeyField(PlatformConnection, on_delete="CASCADE")
-    conversation = ForeignKeyField(Conversation, backref="messages", on_delete="CASCADE")
+    # Served by (connection, external_id) and (conversation, id) below (migration 0010).
+    connection = ForeignKeyField(PlatformConnection, on_delete="CASCADE", index=False)
+    conversation = ForeignKeyField(
+        Conversation, backref="messages", on_delete="CASCADE", index=False
+    )
     direction = CharField(max_length=8)
     content_type = CharField(max_length=16, default=ContentType.TEXT)
     content = TextField(default="")
@@ -305,7 +313,8 @@ class Message(BaseModel):
     external_id = CharField(max_length=255, null=True)
     error_code = IntegerField(null=True)
     error_message = TextField(null=True)
-    sent_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    # Indexed below where set: a customer's message has no author.
+    sent_by = ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
     idempotency_key = CharField(max_length=128, null=True)
     platform_timestamp = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
@@ -322,11 +331,24 @@ class Message(BaseModel):
     class Meta:
         indexes = (
             (("connection", "external_id"), True),
-            (("conversation", "idempotency_key"), True),
             (("conversation", "id"), False),
             (("status", "created_at"), False),
             (("organization", "id"), False),
         )
+
+
+# Only the rows that have a value (migration 0010): a staff author, an idempotency key.
+Message.add_index(
+    Message.index(Message.sent_by, name="message_sent_by_id").where(Message.sent_by.is_null(False))
+)
+Message.add_index(
+    Message.index(
+        Message.conversation,
+        Message.idempotency_key,
+        unique=True,
+        name="message_conversation_id_idempotency_key",
+    ).where(Message.idempotency_key.is_null(False))
+)
 
 
 class AttachmentStatus:
