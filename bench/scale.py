@@ -234,7 +234,7 @@ class Reads:
             conversation = conversations[number % len(conversations)]
             reply, _ = create_outbound(conversation, user_id=None, content="On its way 🚚")
             external_id = f"wamid.scale-{uuid.uuid4().hex}"
-            record_sent(reply.id, external_id)
+            record_sent(reply, external_id)
             replies.append((conversation.connection_id, external_id))
         return replies
 

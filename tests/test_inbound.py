@@ -95,7 +95,7 @@ def reply(conversation: Conversation, external_id: str | None = None) -> Message
     """A staff reply SNORQ sent (and the platform accepted as ``external_id``)."""
     message, _ = messages.create_outbound(conversation, user_id=None, content="Avec plaisir 🙂")
     if external_id is not None:
-        messages.record_sent(message.id, external_id)
+        messages.record_sent(message, external_id)
         # Sent just before the receipts in the fixtures (they are dated 2026-01-01 00:01).
         sent_at = datetime.datetime(2026, 1, 1, 0, 0)
         Message.update(sent_at=sent_at).where(Message.id == message.id).execute()
@@ -323,7 +323,7 @@ def test_a_status_before_the_send_recorded_its_id_is_applied_when_the_id_arrives
     pending = reply(only_conversation())
     assert pending.status == MessageStatus.PENDING
 
-    messages.record_sent(pending.id, OUTBOUND_WAMID)
+    messages.record_sent(pending, OUTBOUND_WAMID)
 
     message = Message.get_by_id(pending.id)
     assert (message.status, message.external_id) == (MessageStatus.DELIVERED, OUTBOUND_WAMID)
@@ -342,7 +342,7 @@ def test_a_status_naming_snorqs_message_links_it_before_the_send_returns(
     deliver(client, worker, "whatsapp", sent)
     assert Message.get_by_id(pending.id).external_id == OUTBOUND_WAMID
 
-    messages.record_sent(pending.id, OUTBOUND_WAMID)
+    messages.record_sent(pending, OUTBOUND_WAMID)
 
     assert Message.select().where(Message.direction == Direction.OUTBOUND).count() == 1
     assert Message.get_by_id(pending.id).status == MessageStatus.SENT
@@ -376,7 +376,7 @@ def test_an_echo_arriving_before_the_send_returns_marks_snorqs_message_sent(
 ):
     pending = reply(messenger_conversation)
     deliver(client, worker, "facebook", echo_of(pending))
-    messages.record_sent(pending.id, "m_ECHO0001SNORQ")
+    messages.record_sent(pending, "m_ECHO0001SNORQ")
     [outbound] = Message.select().where(Message.direction == Direction.OUTBOUND)
     assert (outbound.id, outbound.status, outbound.external_id) == (
         pending.id,
@@ -418,7 +418,7 @@ def test_a_tiktok_echo_before_the_send_returns_leaves_one_message(client, worker
     deliver(client, worker, "tiktok", "im_receive_msg")
     pending = reply(only_conversation())
     deliver(client, worker, "tiktok", "im_send_msg")
-    notices = messages.record_sent(pending.id, "7412345678901234600")
+    notices = messages.record_sent(pending, "7412345678901234600")
     [outbound] = Message.select().where(Message.direction == Direction.OUTBOUND)
     assert (outbound.id, outbound.external_id) == (pending.id, "7412345678901234600")
     assert "message:deleted" in [n.type for n in notices]
@@ -465,7 +465,7 @@ def test_a_tiktok_echo_before_the_answer_settles_the_reply_being_sent_and_the_an
     sending = unconfirmed(only_conversation(), "Chega amanhã 📦", sending=True)
     soon = utcnow() + datetime.timedelta(seconds=1)
     deliver(client, worker, "tiktok", tiktok_echo("Chega amanhã 📦", "7400000000000000002", soon))
-    notices = messages.record_sent(sending.id, "7400000000000000002")
+    notices = messages.record_sent(sending, "7400000000000000002")
     assert outbound_messages() == [(sending.id, MessageStatus.SENT, "7400000000000000002", None)]
     assert notices == []
     assert "message:deleted" not in [event["type"] for event in live_events(org)]

@@ -57,7 +57,7 @@ def sent_reply(route, external_id: str | None = "wamid.OUT") -> Message:
     conversation = Conversation.get(Conversation.connection == route.connection_id)
     message, _ = messages.create_outbound(conversation, user_id=None, content="Merci !")
     if external_id is not None:
-        messages.record_sent(message.id, external_id)
+        messages.record_sent(message, external_id)
         # Sent just before the platform's receipts in these tests arrive.
         sent_at = T0 - datetime.timedelta(minutes=1)
         Message.update(sent_at=sent_at).where(Message.id == message.id).execute()
@@ -216,7 +216,7 @@ def test_statuses_before_the_id_is_known_are_applied_in_order_when_it_is(route):
     )
     pending = sent_reply(route, None)
 
-    notices = messages.record_sent(pending.id, "wamid.LATE")
+    notices = messages.record_sent(pending, "wamid.LATE")
 
     message = Message.get_by_id(pending.id)
     assert message.status == READ
@@ -233,7 +233,7 @@ def test_an_early_status_racing_the_send_that_records_its_id_is_never_lost(route
     for n, message in enumerate(pending):
         at_once(
             lambda n=n: messages.apply_status(route, status(f"wamid.RACE{n}", DELIVERED)),
-            lambda n=n, message=message: messages.record_sent(message.id, f"wamid.RACE{n}"),
+            lambda n=n, message=message: messages.record_sent(message, f"wamid.RACE{n}"),
         )
     assert {Message.get_by_id(m.id).status for m in pending} == {DELIVERED}
     assert not EarlyStatus.select().exists()
@@ -263,7 +263,7 @@ def test_a_watermark_reaches_the_contacts_replies_sent_up_to_it_and_no_others(ro
         Conversation.contact == Contact.get(external_id="US.9999")
     )
     theirs, _ = messages.create_outbound(other_conversation, user_id=None, content="…")
-    messages.record_sent(theirs.id, "wamid.THEIRS")
+    messages.record_sent(theirs, "wamid.THEIRS")
 
     watermark = WatermarkEvent(ACCOUNT_IDS["whatsapp"], "US.1349", READ, second.sent_at)
     notices = messages.apply_watermark(route, watermark)

@@ -117,7 +117,7 @@ def _through_the_app(org_id: int) -> dict:
         process(_webhook(inbound_text(whatsapp.account_id, phone)))
     conversation = Conversation.select().order_by(Conversation.id.desc()).first()
     reply, _ = create_outbound(conversation, user_id=user.id, content="On its way")
-    record_sent(reply.id, f"wamid.plans-{uuid.uuid4().hex}")
+    record_sent(reply, f"wamid.plans-{uuid.uuid4().hex}")
     AuditLog.create(platform="whatsapp", action="send", ok=True, organization=org_id)
     label_id = _label_conversations(org_id, conversation.id)
     _hand_out_conversations(org_id, user.id, conversation.id)

@@ -344,8 +344,8 @@ def test_a_retry_never_takes_a_reply_its_attempt_may_have_sent(thread, user):
 
 
 @responses.activate
-def test_a_send_takes_eight_statements_and_on_postgresql_three_commits(thread, user, monkeypatch):
-    """Claim, thread, mark, then audit, message, twin, SENT and early statuses in one
+def test_a_send_takes_seven_statements_and_on_postgresql_three_commits(thread, user, monkeypatch):
+    """Claim, thread, mark, then audit, twin, SENT and early statuses in one
     transaction (bench/README.md); the claim and the mark commit on their own, before
     the platform call, as the crash-safety of a send needs."""
     responses.post(URL, json=whatsapp_sent("wamid.COUNTED"))
@@ -370,5 +370,5 @@ def test_a_send_takes_eight_statements_and_on_postgresql_three_commits(thread, u
 
     assert reload(message).status == MessageStatus.SENT
     # PostgreSQL also takes the external id's advisory lock (app/messages/external_ids.py).
-    assert len(statements) == (9 if is_postgres() else 8)
+    assert len(statements) == (8 if is_postgres() else 7)
     assert len(commits) == 1

@@ -118,7 +118,7 @@ def test_a_webhook_that_settled_an_unconfirmed_send_leaves_nothing_to_fail(threa
     message = reply(thread, user)
     past = utcnow() - datetime.timedelta(minutes=1)
     messages.record_unconfirmed(message.id, "No answer", settle_by=past)
-    messages.record_sent(message.id, "wamid.FROM_STATUS_WEBHOOK")
+    messages.record_sent(message, "wamid.FROM_STATUS_WEBHOOK")
 
     sweep_sends.fn()
 

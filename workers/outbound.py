@@ -224,7 +224,7 @@ def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -
     with messages.transaction():
         # One commit for the entry and the outcome it describes.
         _audit(thread, "send", message, ok=True, detail=f"sent as {external_id}")
-        notices = messages.record_sent(message.id, external_id)
+        notices = messages.record_sent(message, external_id)
     _count_send(thread, "sent")
     messages.publish(notices)
 

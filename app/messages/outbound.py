@@ -161,22 +161,15 @@ _DEFER = Statement(
 )
 
 
-def record_sent(message_id: int, external_id: str) -> list[Notice]:
+def record_sent(message: Message, external_id: str) -> list[Notice]:
     """The platform accepted the message and named it ``external_id``.
 
-    Joins the caller's transaction if there is one: the send worker commits its
-    audit entry with it.
+    ``message`` may be as the sender read it (only its ids and kind are used, and
+    those never change). Joins the caller's transaction if there is one: the send
+    worker commits its audit entry with it.
     """
     with database.transaction():
-        row = _MESSAGE.execute(id=message_id).fetchone()
-        if row is None:
-            return []
-        return attach_external_id(instances(row, Message)[0], external_id, utcnow())
-
-
-_MESSAGE = Statement(
-    lambda param: Message.select(*columns(Message)).where(Message.id == param("id"))
-)
+        return attach_external_id(message, external_id, utcnow())
 
 
 def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
