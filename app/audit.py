@@ -22,8 +22,11 @@ def record(
     connection_id: int | None = None,
     user_id: int | None = None,
 ) -> None:
-    """Append one entry (e.g. ``send``, ``token_exchange``, ``token_refresh``)."""
-    _RECORD.execute(
+    """Append one entry (e.g. ``send``, ``token_exchange``, ``token_refresh``).
+
+    In a transaction, the entry goes to the server with its next statement or COMMIT.
+    """
+    _RECORD.execute_later(
         action=action,
         platform=platform,
         ok=ok,

@@ -14,7 +14,13 @@ import datetime
 import logging
 from pathlib import Path
 
-from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from peewee import (
+    Database,
+    DatabaseProxy,
+    PostgresqlDatabase,
+    SqliteDatabase,
+    __exception_wrapper__,
+)
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -58,13 +64,15 @@ def open_database(settings: Settings, *, max_connections: int = 32) -> Database:
 
 
 class PostgresDatabase(PooledPostgresqlDatabase):
-    """Pooled connections whose transactions save the round trip of their own BEGIN.
+    """Pooled connections that send what needs no answer of its own with what follows it.
 
-    peewee sends BEGIN as a statement of its own, and on a short transaction (a
-    webhook's three statements) that wait is a fifth of the whole. Here BEGIN is
-    held back and sent in front of the transaction's first statement, in the same
-    message to the server; a transaction that ran nothing sends neither BEGIN nor
-    its COMMIT or ROLLBACK.
+    peewee sends BEGIN, and each statement, as a message of its own and waits for
+    its answer; on a short transaction (a webhook's three statements) those waits
+    are most of its time. Here a transaction's BEGIN, and any statement run with
+    :meth:`execute_later` (one whose result nobody reads), are held back and sent
+    in front of the transaction's next statement, or of its COMMIT, in the same
+    message to the server. An error in one surfaces there, and the transaction
+    rolls back whole as before. A transaction that ran nothing sends nothing.
     """
 
     def begin(self, isolation_level=None) -> None:
@@ -72,30 +80,58 @@ class PostgresDatabase(PooledPostgresqlDatabase):
             # Connect now, as sending BEGIN would: connecting later forgets the transaction.
             self.connect()
         level = isolation_level or self._isolation_level
-        self._state.pending_begin = (
-            f"BEGIN TRANSACTION ISOLATION LEVEL {self._adapter.isolation_level_str(level)}"
-            if level
-            else "BEGIN"
-        )
+        begin = "BEGIN"
+        if level:
+            begin += f" TRANSACTION ISOLATION LEVEL {self._adapter.isolation_level_str(level)}"
+        self._state.held = [begin]
+        self._state.begun = False
+
+    def execute_later(self, sql: str, params=None) -> None:
+        """Run a statement whose result is not needed, with the transaction's next one.
+
+        Outside a transaction it runs at once.
+        """
+        if not self.in_transaction():
+            self.execute_sql(sql, params)
+            return
+        self._held().append(self.cursor().mogrify(sql, params).decode())
 
     def execute_sql(self, sql, params=None):
-        begin = self._take_pending_begin()
-        if begin and self.in_transaction():
-            sql = f"{begin}; {sql}"
+        held = self._take_held()
+        if held and self.in_transaction():
+            self._state.begun = True
+            # The held statements are literal SQL now: their % signs are not placeholders.
+            sql = "; ".join([*(text.replace("%", "%%") for text in held), sql])
         return super().execute_sql(sql, params)
 
     def commit(self) -> None:
-        if self._take_pending_begin() is None:
+        held = self._take_held()
+        if not self._state.begun and len(held) <= 1:
+            return  # BEGIN at most: the server never saw this transaction.
+        # Begun until it commits: should the COMMIT (or a held statement) fail, ROLLBACK follows.
+        self._state.begun = True
+        if held:
+            with __exception_wrapper__:
+                self.cursor().execute("; ".join([*held, "COMMIT"]))
+        else:
             super().commit()
+        self._state.begun = False
 
     def rollback(self) -> None:
-        if self._take_pending_begin() is None:
+        self._take_held()
+        begun, self._state.begun = self._state.begun, False
+        if begun:
             super().rollback()
 
-    def _take_pending_begin(self) -> str | None:
-        begin = getattr(self._state, "pending_begin", None)
-        self._state.pending_begin = None
-        return begin
+    def _held(self) -> list[str]:
+        if not hasattr(self._state, "held"):
+            self._state.held, self._state.begun = [], False
+        return self._state.held
+
+    def _take_held(self) -> list[str]:
+        held = self._held()
+        self._state.held = []
+        return held
 
 
 def init_database(settings: Settings) -> Database:

@@ -198,3 +198,36 @@ def test_a_postgresql_transaction_begun_on_a_closed_connection_is_still_one(org,
         Organization.update(name="Gone").where(Organization.id == org.id).execute()
         raise RuntimeError("after the first statement")
     assert Organization.get_by_id(org.id).name != "Gone"
+
+
+def test_a_statement_run_later_goes_with_the_next_one_percent_signs_and_all(org, sent):
+    with database.atomic():
+        database.obj.execute_later(
+            "UPDATE organization SET name = %s WHERE id = %s", ("50% off", org.id)
+        )
+        name = Organization.select(Organization.name).where(Organization.id == org.id).scalar()
+    assert name == "50% off"
+    assert [statement.split()[0] for statement in sent] == ["BEGIN;", "COMMIT"]
+    assert "UPDATE" in sent[0]
+
+
+def test_a_statement_run_later_goes_with_the_commit_when_nothing_follows(org, sent):
+    with database.atomic():
+        database.obj.execute_later(
+            "UPDATE organization SET name = %s WHERE id = %s", ("Acmé", org.id)
+        )
+    assert len(sent) == 1 and sent[0].startswith("BEGIN; UPDATE") and sent[0].endswith("COMMIT")
+    assert Organization.get_by_id(org.id).name == "Acmé"
+
+
+def test_a_statement_run_later_that_fails_rolls_the_transaction_back_whole(org, sent):
+    User.create(organization=org, email="a@example.com", password_hash="x")
+    insert = "INSERT INTO staff_user (organization_id, email, password_hash, role, available)"
+    with pytest.raises(IntegrityError), database.atomic():
+        Organization.update(name="Gone").where(Organization.id == org.id).execute()
+        database.obj.execute_later(
+            f"{insert} VALUES (%s, %s, 'x', 'staff', false)", (org.id, "a@example.com")
+        )
+    assert sent[-1] == "ROLLBACK"
+    # The connection is usable again, and nothing of the transaction was kept.
+    assert Organization.get_by_id(org.id).name != "Gone"

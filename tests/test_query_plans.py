@@ -383,18 +383,33 @@ def record_plans(run: Callable[[], object]) -> list[tuple[str, list[str]]]:
     original = db.execute_sql
     plans = []
 
-    def explained(sql, params=None):
+    def explain(sql, params):
         if _EXPLAINABLE.match(sql):
             prefix = "EXPLAIN " if is_postgres() else "EXPLAIN QUERY PLAN "
             rows = original(prefix + sql, params).fetchall()
             plans.append((sql, [str(row[0] if is_postgres() else row[-1]) for row in rows]))
+
+    def explained(sql, params=None):
+        explain(sql, params)
         return original(sql, params)
 
-    db.execute_sql = explained
+    patched = {"execute_sql": explained}
+    if is_postgres():
+        # What runs with the next statement (app/db.py) is explained where it is run.
+        later = db.execute_later
+
+        def explained_later(sql, params=None):
+            explain(sql, params)
+            later(sql, params)
+
+        patched["execute_later"] = explained_later
+    for name, function in patched.items():
+        setattr(db, name, function)
     try:
         run()
     finally:
-        del db.execute_sql
+        for name in patched:
+            delattr(db, name)
     return plans
 
 

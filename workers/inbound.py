@@ -240,7 +240,8 @@ def _save(webhook: WebhookEvent, error: str | None) -> None:
         error=error,
         processed_at=utcnow(),
     )
-    _SAVE.execute(**values)
+    # Nothing reads its result: on PostgreSQL it goes with the COMMIT.
+    _SAVE.execute_later(**values)
 
 
 _WEBHOOK_FIELDS = [f for f in WebhookEvent._meta.sorted_fields if f is not WebhookEvent.id]
