@@ -7,6 +7,7 @@ broker, and the clock on a background scheduler. Ctrl-C stops all three.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -30,6 +31,9 @@ WORKER_THREADS = 4
 UNUSED_MODULES = ("jsonpath_ng",)
 UNUSED_ON_SQLITE = ("psycopg2", "psycopg")
 
+#: mallopt's parameter for the most arenas glibc's malloc may make (malloc.h).
+M_ARENA_MAX = -8
+
 
 class _RequestLog(WSGIRequestHandler):
     """Werkzeug's request log without query strings (an OAuth callback carries a code)."""
@@ -46,6 +50,7 @@ def run_embedded(host: str, port: int, *, sandbox: bool) -> None:
     for warning in settings.startup_warnings():
         log.warning(warning)
     leave_out_unused_modules(settings)
+    _one_malloc_arena()
 
     import dramatiq
 
@@ -96,6 +101,19 @@ def leave_out_unused_modules(settings: Settings) -> None:
     for name in unused:
         # A None entry in sys.modules makes `import name` raise ImportError.
         sys.modules.setdefault(name, None)
+
+
+def _one_malloc_arena() -> None:
+    """Have glibc's malloc serve every thread from one arena. Call before any thread starts.
+
+    glibc gives each thread that allocates an arena of its own (up to eight per core),
+    and each arena keeps what its thread freed: with this process's twenty-odd threads
+    that was about 4 MiB more at the peak under load. The GIL serialises nearly all
+    allocation here anyway, so the extra arenas bought no speed. (musl's mallopt
+    ignores the parameter; other systems have no such arenas.)
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
 
 
 def _interrupt(signum, frame):
