@@ -74,20 +74,7 @@ def test_a_deployed_process_does_not_import_what_it_does_not_use(process, tmp_pa
 
 
 def test_snorq_run_without_a_sandbox_does_not_load_the_simulator(tmp_path):
-    code = (
-        "import sys\nimport app.embedded, workers\nimport app; app.create_app()\n"
-        "print(' '.join(sorted(sys.modules)))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"SNORQ_INSTANCE_PATH": str(tmp_path / "instance"), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
+    loaded = _loaded_modules("import app.embedded, workers\nimport app; app.create_app()", tmp_path)
     assert "fakeredis" in loaded, "the embedded mode runs on the in-process Redis"
     assert sorted(m for m in loaded if m.startswith("app.simulator")) == []
 
@@ -95,13 +82,21 @@ def test_snorq_run_without_a_sandbox_does_not_load_the_simulator(tmp_path):
 def test_snorq_run_on_sqlite_leaves_out_the_postgresql_driver_and_fakeredis_json(tmp_path):
     # The embedded mode's own start-up, as `run_embedded` does it before its imports.
     code = (
-        "import sys\nimport app.embedded\nfrom app.config import get_settings\n"
+        "import app.embedded\nfrom app.config import get_settings\n"
         "app.embedded.leave_out_unused_modules(get_settings())\n"
-        "import workers, scheduler.jobs\nimport app; app.create_app()\n"
-        "print(' '.join(sorted(m for m, module in sys.modules.items() if module)))\n"
+        "import workers, scheduler.jobs\nimport app; app.create_app()"
     )
+    loaded = _loaded_modules(code, tmp_path)
+    assert "peewee" in loaded and "fakeredis" in loaded
+    unwanted = ("psycopg2", "psycopg", "jsonpath_ng")
+    assert [m for m in loaded if m.split(".")[0] in unwanted] == []
+
+
+def _loaded_modules(code: str, tmp_path) -> set[str]:
+    """The modules a fresh embedded-mode interpreter holds after running ``code``."""
+    listing = "import sys\nprint(' '.join(m for m, module in sys.modules.items() if module))"
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", f"{code}\n{listing}\n"],
         env={"SNORQ_INSTANCE_PATH": str(tmp_path / "instance"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -109,7 +104,4 @@ def test_snorq_run_on_sqlite_leaves_out_the_postgresql_driver_and_fakeredis_json
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
-    assert "peewee" in loaded and "fakeredis" in loaded
-    unwanted = ("psycopg2", "psycopg", "jsonpath_ng")
-    assert [m for m in loaded if m.split(".")[0] in unwanted] == []
+    return set(result.stdout.split())
