@@ -232,12 +232,13 @@ def test_an_upload_that_did_not_go_through_is_tried_again_it_delivers_nothing(
 
 @responses.activate
 def test_a_file_gone_from_storage_fails_the_reply_with_a_reason(
-    client, worker, api_headers, threads
+    request, client, api_headers, threads
 ):
     message = reply_with_file(client, api_headers, threads["whatsapp"])
     get_storage().delete(Attachment.get(Attachment.message == message.id).storage_key)
 
-    worker.drain()
+    # The worker starts only now: a running one could send before the file is deleted.
+    request.getfixturevalue("worker").drain()
 
     failed = reload(message)
     assert failed.status == MessageStatus.FAILED
