@@ -12,6 +12,7 @@ reconnects asks again instead of catching up.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -30,13 +31,21 @@ log = logging.getLogger(__name__)
 #: Events kept per organization for catch-up.
 RETAINED_EVENTS = 10_000
 
+#: Numbers, keeps and publishes each event of ARGV[2..] (KEYS: three per event, from
+#: :func:`_keys`); ARGV[1] is how many events an organization's log keeps.
 _PUBLISH = """
-local seq = redis.call('INCR', KEYS[1])
-local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-redis.call('ZADD', KEYS[2], seq, event)
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
-redis.call('PUBLISH', KEYS[3], event)
-return seq
+local retained = tonumber(ARGV[1])
+local numbers = {}
+for i = 2, #ARGV do
+  local seq_key, log_key, channel = KEYS[3 * i - 5], KEYS[3 * i - 4], KEYS[3 * i - 3]
+  local seq = redis.call('INCR', seq_key)
+  local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[i], 2)
+  redis.call('ZADD', log_key, seq, event)
+  redis.call('ZREMRANGEBYRANK', log_key, 0, -(retained + 1))
+  redis.call('PUBLISH', channel, event)
+  numbers[#numbers + 1] = seq
+end
+return numbers
 """
 
 
@@ -57,16 +66,36 @@ def publish(organization_id: int, event_type: str, data: dict) -> int:
     Returns:
       The event's sequence number.
     """
-    body = json.dumps({"type": event_type, "data": data}, separators=(",", ":"), default=str)
-    # By its SHA: the script's text goes to Redis once, not with every event.
-    script = get_redis().register_script(_PUBLISH)
-    return int(script(keys=_keys(organization_id), args=[body, RETAINED_EVENTS]))
+    return publish_all([(organization_id, event_type, data)])[0]
+
+
+def publish_all(events: list[tuple[int, str, dict]]) -> list[int]:
+    """Number and publish ``(organization id, type, data)`` events, in order, in one call.
+
+    Returns:
+      Each event's sequence number.
+    """
+    if not events:
+        return []
+    keys = [key for organization_id, _, _ in events for key in _keys(organization_id)]
+    bodies = [_body(event_type, data) for _, event_type, data in events]
+    numbers = _publish_script(get_redis())(keys=keys, args=[RETAINED_EVENTS, *bodies])
+    return [int(number) for number in numbers]
+
+
+@functools.lru_cache(maxsize=1)
+def _publish_script(client: redis.Redis):
+    # Run by its SHA: the script's text goes to Redis once, not with every event.
+    return client.register_script(_PUBLISH)
+
+
+def _body(event_type: str, data: dict) -> str:
+    return json.dumps({"type": event_type, "data": data}, separators=(",", ":"), default=str)
 
 
 def announce(organization_id: int, event_type: str, data: dict) -> None:
     """Send one event to the organization's open pages, without a number or a place in the log."""
-    body = json.dumps({"type": event_type, "data": data}, separators=(",", ":"), default=str)
-    get_redis().publish(_keys(organization_id)[2], body)
+    get_redis().publish(_keys(organization_id)[2], _body(event_type, data))
 
 
 def events_since(organization_id: int, seq: int) -> tuple[list[dict], bool]:

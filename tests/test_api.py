@@ -390,6 +390,21 @@ def test_events_since_return_what_came_after_in_order(client, api_headers, org):
     assert body["complete"] is True
 
 
+def test_events_published_together_are_numbered_in_order_in_each_organizations_log(
+    client, api_headers, org, other_org
+):
+    read = {"conversation_id": 1, "unread_count": 0}
+    numbers = live.publish_all(
+        [(org.id, "conversation:read", read), (other_org.id, "note:new", {}), (org.id, "x", {})]
+    )
+
+    assert numbers == [1, 1, 2]
+    body = client.get("/api/v1/events?since=0", headers=api_headers).json
+    assert [(e["seq"], e["type"]) for e in body["events"]] == [(1, "conversation:read"), (2, "x")]
+    assert live.events_since(other_org.id, 0) == ([{"seq": 1, "type": "note:new", "data": {}}], True)
+    assert live.publish_all([]) == []
+
+
 def test_events_say_when_the_log_no_longer_reaches_back(client, api_headers, org, monkeypatch):
     monkeypatch.setattr(live, "RETAINED_EVENTS", 2)
     for n in range(5):

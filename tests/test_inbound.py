@@ -767,7 +767,7 @@ def test_a_group_whose_retry_was_lost_is_kept_whole_and_processed_by_the_sweep(
     assert sorted(m.external_id for m in Message.select()) == ["wamid.SWEPT0", "wamid.SWEPT1"]
 
 
-def test_a_group_of_webhooks_is_stored_in_one_commit_with_its_events_published_after(
+def test_a_group_of_webhooks_is_stored_in_one_commit_with_its_events_published_together_after(
     connections, monkeypatch
 ):
     from app.db import database
@@ -782,11 +782,13 @@ def test_a_group_of_webhooks_is_stored_in_one_commit_with_its_events_published_a
         return commit(self)
 
     monkeypatch.setattr(type(database.obj), "commit", counted)
-    monkeypatch.setattr(live, "publish", lambda org_id, kind, data: published.append(kind))
+    monkeypatch.setattr(
+        live, "publish_all", lambda events: published.append([kind for _, kind, _ in events])
+    )
     ingest_webhooks.fn(group)
 
     assert commits == [0], "one commit, before any live event"
-    assert published == ["new:message"] * 3
+    assert published == [["new:message"] * 3], "the group's events in one call to Redis"
     assert sorted(m.external_id for m in Message.select()) == [f"wamid.GROUP{n}" for n in range(3)]
     assert {w.status for w in WebhookEvent.select()} == {WebhookStatus.PROCESSED}
 

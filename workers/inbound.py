@@ -106,7 +106,7 @@ def process(webhook: WebhookEvent) -> None:
     parsed = _parse(webhook)
     with messages.transaction():
         stored = _store(webhook, *parsed)
-    _after_commit(webhook, stored)
+    _after_commit([(webhook, stored, logs.request_id.get())])
 
 
 def _process_together(received: list[tuple[WebhookEvent, str | None]]) -> bool:
@@ -125,9 +125,13 @@ def _process_together(received: list[tuple[WebhookEvent, str | None]]) -> bool:
                     stored.append(_store(webhook, events, error))
     except Exception:
         return False
-    for (webhook, request_id), outcome in zip(received, stored, strict=True):
-        with logs.request_context(request_id):
-            _after_commit(webhook, outcome)
+    _after_commit(
+        [
+            (webhook, outcome, request_id)
+            for (webhook, request_id), outcome in zip(received, stored, strict=True)
+        ]
+    )
+    for webhook, _ in received:
         _observe_lag(webhook)
     return True
 
@@ -143,21 +147,28 @@ def _store(webhook: WebhookEvent, events: list[Event], error: str | None) -> Sto
     return Stored(notices, error, unknown, texts)
 
 
-def _after_commit(webhook: WebhookEvent, stored: Stored) -> None:
-    """Publish what the webhook changed, queue what it calls for, report what failed."""
-    with logs.concealing(stored.texts):
+def _after_commit(committed: list[tuple[WebhookEvent, Stored, str | None]]) -> None:
+    """Publish what the webhooks changed, queue what they call for, report what failed.
+
+    ``committed`` holds each webhook with what storing it changed and its request id;
+    their live events go out together, in one call to Redis.
+    """
+    texts = [text for _, stored, _ in committed for text in stored.texts]
+    with logs.concealing(texts):
         try:
-            messages.publish(stored.notices)
+            messages.publish([notice for _, stored, _ in committed for notice in stored.notices])
         except RedisError as failure:
             # Stored already: a retry would apply and publish nothing, and the job's other
             # webhooks would wait for it (and be lost with it if it cannot be queued).
             log.warning(
-                "Webhook %s stored; its live events were not published (%s)",
-                webhook.delivery_id,
+                "Webhook(s) %s stored; their live events were not published (%s)",
+                ", ".join(webhook.delivery_id for webhook, _, _ in committed),
                 type(failure).__name__,
             )
-        media.after_ingest(stored.notices)
-        _report(webhook, stored.error, stored.unknown)
+        for webhook, stored, request_id in committed:
+            with logs.request_context(request_id):
+                media.after_ingest(stored.notices)
+                _report(webhook, stored.error, stored.unknown)
 
 
 def _customer_texts(events: list[Event]) -> list[str]:

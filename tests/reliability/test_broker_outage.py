@@ -152,7 +152,7 @@ def test_a_group_of_webhooks_is_stored_whole_when_live_events_cannot_be_publishe
     def redis_down(*args, **kwargs):
         raise redis.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(live, "publish", redis_down)
+    monkeypatch.setattr(live, "publish_all", redis_down)
     ingest_webhooks.fn(group)
     stored = Message.select(Message.external_id).order_by(Message.id)
     assert [message.external_id for message in stored] == external_ids
