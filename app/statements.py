@@ -82,7 +82,7 @@ class Statement:
                 return SQL(f"${names.index(name) + 1}")
             return SQL(f":{name}")
 
-        sql, params = self._build(param).sql()
+        sql, params = db.get_sql_context().parse(self._build(param))
         if params:
             raise ValueError("a Statement's query must take every value by name")
         with self._lock:

@@ -96,3 +96,33 @@ def worker(request):
     running.drain = drain
     yield running
     running.stop(timeout=5_000)
+
+
+class _CountedCursor:
+    """A cursor that notes each statement sent through it: one message to the server."""
+
+    def __init__(self, cursor, sent: list[str]) -> None:
+        self._cursor, self._sent = cursor, sent
+
+    def execute(self, sql, params=None):
+        self._sent.append(sql)
+        return self._cursor.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
+@pytest.fixture
+def wire(monkeypatch) -> list[str]:
+    """What this thread sends PostgreSQL, one entry per message (round trip) to the server.
+
+    PostgreSQL only: there, BEGIN and statements run later travel with other statements.
+    """
+    from app.db import database, is_postgres
+
+    if not is_postgres():
+        pytest.skip("statements are sent together on PostgreSQL only")
+    sent: list[str] = []
+    cursor = database.obj.cursor
+    monkeypatch.setattr(database.obj, "cursor", lambda: _CountedCursor(cursor(), sent))
+    return sent

@@ -8,7 +8,7 @@ from peewee import IntegrityError, SqliteDatabase
 from playhouse.migrations import Runner
 
 from app.config import Settings
-from app.db import MIGRATIONS, database, is_postgres, migrate, open_database
+from app.db import MIGRATIONS, database, migrate, open_database
 from app.models import (
     ALL_MODELS,
     Contact,
@@ -142,57 +142,33 @@ def test_an_external_message_id_is_unique_per_connection(org):
         message(first, "wamid.A")
 
 
-class _CountedCursor:
-    """A cursor that notes each statement sent through it: one message to the server."""
-
-    def __init__(self, cursor, sent: list[str]) -> None:
-        self._cursor, self._sent = cursor, sent
-
-    def execute(self, sql, params=None):
-        self._sent.append(sql)
-        return self._cursor.execute(sql, params)
-
-    def __getattr__(self, name):
-        return getattr(self._cursor, name)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    if not is_postgres():
-        pytest.skip("BEGIN travels with the first statement on PostgreSQL only")
-    sent: list[str] = []
-    cursor = database.obj.cursor
-    monkeypatch.setattr(database.obj, "cursor", lambda: _CountedCursor(cursor(), sent))
-    return sent
-
-
-def test_a_postgresql_transaction_sends_its_begin_with_its_first_statement(org, sent):
+def test_a_postgresql_transaction_sends_its_begin_with_its_first_statement(org, wire):
     with database.atomic():
         Organization.update(name="Acmé").where(Organization.id == org.id).execute()
         Organization.update(name="Acmé 2").where(Organization.id == org.id).execute()
-    assert [statement.split()[0] for statement in sent] == ["BEGIN;", "UPDATE", "COMMIT"]
+    assert [statement.split()[0] for statement in wire] == ["BEGIN;", "UPDATE", "COMMIT"]
     assert Organization.get_by_id(org.id).name == "Acmé 2"
 
 
-def test_a_postgresql_transaction_that_fails_is_still_rolled_back_whole(org, sent):
+def test_a_postgresql_transaction_that_fails_is_still_rolled_back_whole(org, wire):
     with pytest.raises(IntegrityError), database.atomic():
         Organization.update(name="Gone").where(Organization.id == org.id).execute()
         User.create(organization=org, email="a@example.com", password_hash="x")
         User.create(organization=org, email="a@example.com", password_hash="x")
-    assert sent[-1] == "ROLLBACK"
+    assert wire[-1] == "ROLLBACK"
     assert Organization.get_by_id(org.id).name != "Gone"
     assert not User.select().where(User.email == "a@example.com").exists()
 
 
-def test_a_postgresql_transaction_that_ran_nothing_sends_nothing(sent):
+def test_a_postgresql_transaction_that_ran_nothing_sends_nothing(wire):
     with database.atomic():
         pass
     with pytest.raises(RuntimeError), database.atomic():
         raise RuntimeError("before any statement")
-    assert sent == []
+    assert wire == []
 
 
-def test_a_postgresql_transaction_begun_on_a_closed_connection_is_still_one(org, sent):
+def test_a_postgresql_transaction_begun_on_a_closed_connection_is_still_one(org, wire):
     database.close()
     with pytest.raises(RuntimeError), database.atomic():
         Organization.update(name="Gone").where(Organization.id == org.id).execute()
@@ -200,27 +176,27 @@ def test_a_postgresql_transaction_begun_on_a_closed_connection_is_still_one(org,
     assert Organization.get_by_id(org.id).name != "Gone"
 
 
-def test_a_statement_run_later_goes_with_the_next_one_percent_signs_and_all(org, sent):
+def test_a_statement_run_later_goes_with_the_next_one_percent_signs_and_all(org, wire):
     with database.atomic():
         database.obj.execute_later(
             "UPDATE organization SET name = %s WHERE id = %s", ("50% off", org.id)
         )
         name = Organization.select(Organization.name).where(Organization.id == org.id).scalar()
     assert name == "50% off"
-    assert [statement.split()[0] for statement in sent] == ["BEGIN;", "COMMIT"]
-    assert "UPDATE" in sent[0]
+    assert [statement.split()[0] for statement in wire] == ["BEGIN;", "COMMIT"]
+    assert "UPDATE" in wire[0]
 
 
-def test_a_statement_run_later_goes_with_the_commit_when_nothing_follows(org, sent):
+def test_a_statement_run_later_goes_with_the_commit_when_nothing_follows(org, wire):
     with database.atomic():
         database.obj.execute_later(
             "UPDATE organization SET name = %s WHERE id = %s", ("Acmé", org.id)
         )
-    assert len(sent) == 1 and sent[0].startswith("BEGIN; UPDATE") and sent[0].endswith("COMMIT")
+    assert len(wire) == 1 and wire[0].startswith("BEGIN; UPDATE") and wire[0].endswith("COMMIT")
     assert Organization.get_by_id(org.id).name == "Acmé"
 
 
-def test_a_statement_run_later_that_fails_rolls_the_transaction_back_whole(org, sent):
+def test_a_statement_run_later_that_fails_rolls_the_transaction_back_whole(org, wire):
     User.create(organization=org, email="a@example.com", password_hash="x")
     insert = "INSERT INTO staff_user (organization_id, email, password_hash, role, available)"
     with pytest.raises(IntegrityError), database.atomic():
@@ -228,6 +204,6 @@ def test_a_statement_run_later_that_fails_rolls_the_transaction_back_whole(org, 
         database.obj.execute_later(
             f"{insert} VALUES (%s, %s, 'x', 'staff', false)", (org.id, "a@example.com")
         )
-    assert sent[-1] == "ROLLBACK"
+    assert wire[-1] == "ROLLBACK"
     # The connection is usable again, and nothing of the transaction was kept.
     assert Organization.get_by_id(org.id).name != "Gone"

@@ -831,3 +831,19 @@ def test_a_webhook_received_over_a_day_ago_is_left_to_replay(connections):
     )
     sweep_webhooks.fn()
     assert WebhookEvent.get().status == WebhookStatus.RECEIVED
+
+
+def test_a_known_customers_message_reaches_postgresql_in_two_round_trips(connections, wire):
+    from workers.inbound import ingest_webhooks
+
+    ingest_webhooks.fn([whatsapp_delivery("d-1", "wamid.FIRST")])
+    wire.clear()
+    ingest_webhooks.fn([whatsapp_delivery("d-2", "wamid.SECOND")])
+
+    # The message and its conversation's update in one statement; the body with the COMMIT.
+    assert [statement.split()[0] for statement in wire] == ["BEGIN;", "EXECUTE"]
+    assert wire[-1].endswith("COMMIT")
+    assert [m.external_id for m in Message.select().order_by(Message.id)] == [
+        "wamid.FIRST",
+        "wamid.SECOND",
+    ]

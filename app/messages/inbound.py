@@ -10,8 +10,10 @@ import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from peewee import SQL, Select
+
 from app import assignment
-from app.db import database, utcnow
+from app.db import database, is_postgres, utcnow
 from app.messages import threads
 from app.messages.external_ids import apply_early_statuses, link_external_id, settle_by_echo
 from app.messages.notices import Notice
@@ -19,7 +21,7 @@ from app.models import Attachment, ContentType, Direction, Message, MessageStatu
 from app.platforms.events import MediaRef, MessageEvent
 from app.routing import Route
 from app.serializers import message_json
-from app.statements import Statement
+from app.statements import Param, Statement
 
 
 @contextmanager
@@ -51,19 +53,19 @@ def record_message(route: Route, event: MessageEvent) -> list[Notice]:
 def _record_inbound(route: Route, event: MessageEvent) -> list[Notice]:
     contact_id = threads.contact_id(route, event.contact)
     conversation_id, created = threads.conversation_id(route, contact_id, event.thread_id)
-    message = _insert_message(
-        route, conversation_id, event, status=MessageStatus.RECEIVED, sent_at=None
-    )
-    if message is None:
-        return []
+    # Handed out before its first message is stored, so the message's notice names the
+    # assignee (a conversation this call created holds no message yet).
     handed_out = assignment.auto_assign(route, conversation_id) if created else []
-    attachments = _insert_attachments(route, message.id, event.media)
     # A platform notice in the thread (a changed number) is not the customer writing:
     # it neither opens the messaging window, nor waits to be read, nor reopens anything.
     by_customer = event.content_type != ContentType.SYSTEM
-    conversation, reopened = threads.touch_conversation(
-        conversation_id, event.content, event.timestamp, by_customer
+    stored = _insert_message(
+        route, conversation_id, event, MessageStatus.RECEIVED, None, by_customer
     )
+    if stored is None:
+        return handed_out
+    message, conversation, reopened = stored
+    attachments = _insert_attachments(route, message.id, event.media)
     notice = _new_message_notice(route, message, attachments, conversation, contact_id, event)
     reopening = assignment.reopened_by_customer(route, conversation) if reopened else []
     return [notice, *handed_out, *reopening]
@@ -81,15 +83,13 @@ def _record_echo(route: Route, event: MessageEvent) -> list[Notice]:
         notices = settle_by_echo(route, conversation_id, event)
         if notices is not None:
             return notices
-    message = _insert_message(
-        route, conversation_id, event, status=MessageStatus.SENT, sent_at=event.timestamp
+    stored = _insert_message(
+        route, conversation_id, event, MessageStatus.SENT, event.timestamp, False
     )
-    if message is None:
+    if stored is None:
         return []
+    message, conversation, _ = stored
     attachments = _insert_attachments(route, message.id, event.media)
-    conversation, _ = threads.touch_conversation(
-        conversation_id, event.content, event.timestamp, False
-    )
     notice = _new_message_notice(route, message, attachments, conversation, contact_id, event)
     # A send from outside SNORQ (the Page inbox) may be reported delivered before its echo.
     return [notice, *apply_early_statuses(message, event.external_id)]
@@ -99,10 +99,16 @@ def _insert_message(
     route: Route,
     conversation_id: int,
     event: MessageEvent,
-    *,
     status: str,
     sent_at: datetime.datetime | None,
-) -> Message | None:
+    by_customer: bool,
+) -> tuple[Message, dict, bool] | None:
+    """Store the message once and move its conversation forward (``touch_conversation``).
+
+    Returns:
+      ``(message, conversation, reopened)`` as ``touch_conversation`` tells them, or
+      None when the message was stored before (and the conversation is left as it was).
+    """
     message = Message(
         organization=route.organization_id,
         connection=route.connection_id,
@@ -118,23 +124,56 @@ def _insert_message(
         sent_at=sent_at,
     )
     values = {f.name: f.db_value(message.__data__.get(f.name)) for f in _MESSAGE_FIELDS}
-    row = _INSERT_MESSAGE.execute(**values).fetchone()
+    if not is_postgres():
+        # SQLite cannot change rows inside a WITH: two statements.
+        row = _INSERT_MESSAGE.execute(**values).fetchone()
+        if row is None:
+            return None
+        message.id = row[0]
+        return message, *threads.touch_conversation(
+            conversation_id, event.content, event.timestamp, by_customer
+        )
+    touch = threads.touch_values(conversation_id, event.content, event.timestamp)
+    row = _INSERT_AND_TOUCH[by_customer].execute(**values, **touch).fetchone()
     if row is None:
         return None
     message.id = row[0]
-    return message
+    return message, *threads.touched(row[1:], touch, by_customer)
 
 
 #: Every column of a stored message, defaults too: the statement names each one.
 _MESSAGE_FIELDS = [field for field in Message._meta.sorted_fields if field is not Message.id]
 
-_INSERT_MESSAGE = Statement(
-    lambda param: (
+
+def _insert_query(param: Param):
+    return (
         Message.insert({field: param(field.name) for field in _MESSAGE_FIELDS})
         .on_conflict_ignore()
         .returning(Message.id)
     )
-)
+
+
+def _insert_and_touch_query(param: Param, by_customer: bool):
+    """The insert, and the conversation's update only if it stored the message: one
+    statement, so one round trip to PostgreSQL. Returns the id, then the conversation."""
+    inserted = _insert_query(param).cte("inserted")
+    touched = (
+        threads.touch_query(param, by_customer)
+        .where(SQL('EXISTS (SELECT 1 FROM "inserted")'))
+        .cte("touched")
+    )
+    return Select([inserted, touched], [inserted.c.id, SQL('"touched".*')]).with_cte(
+        inserted, touched
+    )
+
+
+_INSERT_MESSAGE = Statement(_insert_query)
+_INSERT_AND_TOUCH = {
+    by_customer: Statement(
+        lambda param, by_customer=by_customer: _insert_and_touch_query(param, by_customer)
+    )
+    for by_customer in (True, False)
+}
 
 
 def _insert_attachments(route: Route, message_id: int, media: tuple[MediaRef, ...]):

@@ -163,17 +163,22 @@ def touch_conversation(
       ``(conversation, reopened)``: the conversation's fields as the API shows them,
       and whether this message opened it again.
     """
-    now = utcnow()
-    row = (
-        _TOUCH[inbound]
-        .execute(id=conversation_id, preview=content[:PREVIEW_LENGTH], at=at, now=now)
-        .fetchone()
-    )
+    values = touch_values(conversation_id, content, at)
+    return touched(_TOUCH[inbound].execute(**values).fetchone(), values, inbound)
+
+
+def touch_values(conversation_id: int, content: str, at: datetime.datetime) -> dict:
+    """The values :func:`touch_query` takes, for a message written at ``at``."""
+    return {"id": conversation_id, "preview": content[:PREVIEW_LENGTH], "at": at, "now": utcnow()}
+
+
+def touched(row: tuple, values: dict, inbound: bool) -> tuple[dict, bool]:
+    """What :func:`touch_conversation` returns, from the row the update returned."""
     preview, last_message_at, last_inbound_at, unread_count = row[:4]
     status, snoozed_until, changed_at, assignee_id = row[4:]
     changed_at = _as_datetime(changed_at)
     conversation = {
-        "id": conversation_id,
+        "id": values["id"],
         "last_message_preview": preview,
         "last_message_at": timestamp(_as_datetime(last_message_at)),
         "last_inbound_at": timestamp(_as_datetime(last_inbound_at)),
@@ -184,11 +189,14 @@ def touch_conversation(
         "assignee_id": assignee_id,
     }
     # Only this update stamps the status change with this very moment.
-    return conversation, inbound and changed_at == now
+    return conversation, inbound and changed_at == values["now"]
 
 
-def _touch_query(param: Param, inbound: bool):
-    """The update :func:`touch_conversation` makes, with ``at``, ``preview``, ``now`` and ``id``."""
+def touch_query(param: Param, inbound: bool):
+    """The update :func:`touch_conversation` makes, with the values of :func:`touch_values`.
+
+    It returns the conversation's fields in the order :func:`touched` reads them.
+    """
     at = param("at")
     newer = Conversation.last_message_at.is_null() | (Conversation.last_message_at <= at)
     changes = {
@@ -232,7 +240,7 @@ def _touch_query(param: Param, inbound: bool):
 
 
 _TOUCH = {
-    inbound: Statement(lambda param, inbound=inbound: _touch_query(param, inbound))
+    inbound: Statement(lambda param, inbound=inbound: touch_query(param, inbound))
     for inbound in (True, False)
 }
 
