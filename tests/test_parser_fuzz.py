@@ -182,6 +182,20 @@ def test_deeply_nested_json_anywhere_parses_or_is_a_parse_error(platform, depth)
         parse_or_parse_error(platform, body)
 
 
+def test_nesting_past_the_limit_is_refused_however_many_brackets_the_body_has():
+    from app.platforms.parsing import MAX_DEPTH, load_object
+
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    # Many brackets, shallow: fine. One level past the limit: refused, brackets in strings
+    # or not.
+    assert load_object(json.dumps({"a": [[] for _ in range(500)], "b": "[" * 500}))
+    assert load_object(f'{{"a": {nested(MAX_DEPTH - 1)}}}')
+    with pytest.raises(ParseError, match=f"nested more than {MAX_DEPTH} levels"):
+        load_object(f'{{"a": {nested(MAX_DEPTH)}}}')
+
+
 #: Stands for a nested value while a document is encoded around it.
 _HOLE = "\x00HOLE\x00"
 

@@ -40,7 +40,9 @@ def load_object(body: bytes | str, where: str = "body") -> Fields:
         value = json.loads(text)
     except (ValueError, RecursionError):
         raise ParseError(f"{where} is not UTF-8 JSON") from None
-    if _nested_deeper_than(value, MAX_DEPTH):
+    # Nesting cannot go deeper than the body has brackets: the walk is for the few that might.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_DEPTH and _nested_deeper_than(value, MAX_DEPTH):
         raise ParseError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     # Only an escape can put one in a string: the walk is for the rare body that has one.
     if _UNSTORABLE.search(text):
