@@ -4,8 +4,9 @@ SQLite (embedded default, or a ``sqlite:///`` ``DATABASE_URL``) and PostgreSQL
 (a ``postgresql://`` one) get the same schema from the same migrations. On SQLite
 every ``database.atomic()`` begins with ``BEGIN IMMEDIATE``, so a writer takes its
 lock up front instead of failing half-way when another thread writes too. On
-PostgreSQL a transaction's BEGIN travels with its first statement
-(:class:`PostgresDatabase`).
+PostgreSQL a transaction's BEGIN travels with its first statement, and a statement
+whose result nobody reads (``execute_later``) with the next one or the COMMIT
+(:class:`PostgresDatabase`): fewer round trips to the server.
 """
 
 from __future__ import annotations
