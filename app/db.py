@@ -68,7 +68,7 @@ class PostgresDatabase(PooledPostgresqlDatabase):
     """Pooled connections that send what needs no answer of its own with what follows it.
 
     peewee sends BEGIN, and each statement, as a message of its own and waits for
-    its answer; on a short transaction (a webhook's three statements) those waits
+    its answer; on a short transaction (a webhook's two statements) those waits
     are most of its time. Here a transaction's BEGIN, and any statement run with
     :meth:`execute_later` (one whose result nobody reads), are held back and sent
     in front of the transaction's next statement, or of its COMMIT, in the same

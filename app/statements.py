@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from peewee import SQL, Database, Field, Model, PostgresqlDatabase, Query
 
-from app.db import database
+from app.db import PostgresDatabase, database
 
 Param = Callable[[str], SQL]
 
@@ -51,7 +51,7 @@ class Statement:
         On PostgreSQL it travels with the next statement or the COMMIT, saving a round
         trip (:class:`app.db.PostgresDatabase`); elsewhere it runs at once.
         """
-        if isinstance(database.obj, PostgresqlDatabase):
+        if isinstance(database.obj, PostgresDatabase):
             database.obj.execute_later(*self._call(values))
         else:
             database.execute_sql(*self._call(values))

@@ -13,14 +13,7 @@ PROXY_AND_CA += ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 @pytest.fixture
 def environment(monkeypatch):
     """The process environment, read afresh by the client for each test."""
-    for name in (
-        "HTTPS_PROXY",
-        "https_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-    ):
+    for name in PROXY_AND_CA:
         monkeypatch.delenv(name, raising=False)
     http._environment.cache_clear()
     yield monkeypatch

@@ -154,8 +154,11 @@ def _insert_query(param: Param):
 
 
 def _insert_and_touch_query(param: Param, by_customer: bool):
-    """The insert, and the conversation's update only if it stored the message: one
-    statement, so one round trip to PostgreSQL. Returns the id, then the conversation."""
+    """The insert, then the conversation's update if it stored the message, in one statement.
+
+    One round trip to PostgreSQL; its row is the message's id, then what
+    :func:`threads.touched` reads.
+    """
     inserted = _insert_query(param).cte("inserted")
     touched = (
         threads.touch_query(param, by_customer)
