@@ -74,7 +74,7 @@ def gunicorn(app: str, port: int, env: dict, logs: Path, config: Path | None = N
     name = app.split(":")[-1].strip("()")
     service = Service(f"web-{name}", command, {**env, "PORT": str(port)}, logs)
     url = f"http://127.0.0.1:{port}/healthz"
-    wait_for(lambda: _answers(url) or _exited(service), timeout=60, what=f"{name} answering")
+    wait_for(lambda: answers(url) or _exited(service), timeout=60, what=f"{name} answering")
     if not service.running:
         raise RuntimeError(f"{name} exited:\n{service.output()[-3000:]}")
     return service
@@ -88,7 +88,7 @@ def dramatiq_workers(module: str, env: dict, logs: Path, *queues: str) -> Servic
     return Service(f"worker-{module}", command, env, logs)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     import requests
 
     try:

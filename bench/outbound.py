@@ -6,8 +6,8 @@ how precisely the rate limiter holds a connection to its limit.
 Throughput: seeds N PENDING replies in 200 conversations of one WhatsApp connection
 whose limits are lifted, queues their send jobs, starts `dramatiq workers` with the
 Procfile's settings on the outbound queue, and times the steady part of the drain
-(10% → 90% SENT). The fake platform is gunicorn answering each send at once with a
-WhatsApp send response (no added latency). The ceiling is a no-op actor drained by
+(10% → 90% SENT). The fake platform (``bench/fake_whatsapp.py``) answers each send at
+once with a WhatsApp send response (no added latency). The ceiling is a no-op actor drained by
 the same worker settings from the same Redis.
 
 Precision: a connection limited to L sends per second (``burst_limit`` = L, WhatsApp's
@@ -22,23 +22,21 @@ waiting reply most).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     RESULTS,
+    Service,
+    answers,
     drain_rate,
     dramatiq_workers,
     free_port,
-    gunicorn,
     noop_rate,
     print_table,
     scratch_database,
@@ -51,36 +49,6 @@ from tests.reliability.evidence import busiest_window
 
 ACCOUNTS = {"throughput": "106540352242922", "precision": "106540352242923"}
 CONVERSATIONS = 200
-ARRIVALS = "bench:arrivals"
-
-
-# -- the fake platform (run by gunicorn: bench.outbound:fake_platform) ------------------
-
-
-@functools.cache
-def _arrivals():
-    import redis
-
-    return redis.Redis.from_url(os.environ["REDIS_URL"])
-
-
-def fake_platform(environ, start_response):
-    """WhatsApp's send endpoint, answering at once; it notes when each send arrived."""
-    if environ["REQUEST_METHOD"] == "POST":
-        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        _arrivals().rpush(ARRIVALS, f"{environ['PATH_INFO']} {time.time()}")
-        answer = {
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "16505550000", "wa_id": "16505550000"}],
-            "messages": [{"id": f"wamid.{uuid.uuid4().hex}"}],
-        }
-        body = json.dumps(answer).encode()
-    else:
-        body = b"ok"
-    start_response(
-        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
 
 
 # -- seeding --------------------------------------------------------------------------
@@ -141,6 +109,13 @@ def queue_sends(redis_url: str, message_ids: list[int]) -> None:
         )
 
 
+def arrived(fake_url: str) -> list[float]:
+    """When the sends the fake platform saw since the last call arrived."""
+    import requests
+
+    return requests.get(f"{fake_url}/arrivals", timeout=10).json()
+
+
 # -- runs -----------------------------------------------------------------------------
 
 
@@ -167,19 +142,19 @@ def send_rate(env: dict, cursor, ids: dict, count: int, logs: Path) -> float:
         workers.stop()
 
 
-def precision(env: dict, cursor, ids: dict, name: str, limit: int, logs: Path) -> dict:
+def precision(
+    env: dict, cursor, ids: dict, name: str, limit: int, logs: Path, fake_url: str
+) -> dict:
     """Offer three times ``limit`` replies a second for 5 s to connection ``name``,
     limited to ``limit`` a second; what the fake platform saw."""
-    import redis
-
     connection_id, seconds = ids[name], 5
     cursor.execute(
         "UPDATE platform_connection SET burst_limit = %s WHERE id = %s", (limit, connection_id)
     )
     offered = 3 * limit * seconds
     message_ids = seed_replies(cursor, connection_id, ids["organization"], offered)
-    arrivals = redis.Redis.from_url(env["REDIS_URL"])
-    arrivals.delete(ARRIVALS)
+    arrivals: list[float] = []
+    arrived(fake_url)  # forget the throughput run's
     workers = dramatiq_workers("workers", env, logs, "outbound")
     try:
         time.sleep(3)  # let the workers start before the first replies land
@@ -188,13 +163,13 @@ def precision(env: dict, cursor, ids: dict, name: str, limit: int, logs: Path) -
             queue_sends(env["REDIS_URL"], batch)
             time.sleep(1)
         wait_for(
-            lambda: arrivals.llen(ARRIVALS) >= offered,
+            lambda: arrivals.extend(arrived(fake_url)) or len(arrivals) >= offered,
             timeout=300,
             what=f"{offered} sends arriving",
         )
     finally:
         workers.stop()
-    times = sorted(float(item.split()[1]) for item in arrivals.lrange(ARRIVALS, 0, -1))
+    times = sorted(arrivals)
     first, last = int(len(times) * 0.1), int(len(times) * 0.9)
     return {
         "limit": limit,
@@ -249,11 +224,14 @@ def main() -> dict:
             database = psycopg2.connect(database_url)
             database.autocommit = True
             cursor = database.cursor()
-            fake = gunicorn("bench.outbound:fake_platform", port, env, logs)
+            fake_url = f"http://127.0.0.1:{port}"
+            command = f"{sys.executable} -m bench.fake_whatsapp {port}"
+            fake = Service("fake-whatsapp", command, env, logs)
             try:
+                wait_for(lambda: answers(f"{fake_url}/healthz"), timeout=30, what="fake WhatsApp")
                 ids = setup(env, cursor)
                 sends = send_rate(env, cursor, ids, args.sends, logs)
-                held = precision(env, cursor, ids, "precision", args.limit, logs)
+                held = precision(env, cursor, ids, "precision", args.limit, logs, fake_url)
             finally:
                 fake.stop()
                 database.close()
