@@ -1,12 +1,16 @@
 """app/messages.py, inbound side: storing messages once, bookkeeping, statuses, watermarks."""
 
 import datetime
+import os
 import threading
+import time
+import zlib
 
+import psycopg2
 import pytest
 
 from app import messages, routing
-from app.db import database
+from app.db import database, is_postgres
 from app.models import (
     Contact,
     ContentType,
@@ -237,6 +241,42 @@ def test_an_early_status_racing_the_send_that_records_its_id_is_never_lost(route
         )
     assert {Message.get_by_id(m.id).status for m in pending} == {DELIVERED}
     assert not EarlyStatus.select().exists()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite runs one write transaction at a time")
+def test_a_send_waiting_for_its_ids_lock_applies_the_status_kept_by_the_holder(route):
+    """The send's check for early statuses travels with its lock (app/db.py): it must
+    still read as of holding the lock, not as of when it asked for it."""
+    pending = sent_reply(route, None)
+    holder = psycopg2.connect(os.environ["DATABASE_URL"])
+    try:
+        with holder.cursor() as cursor:
+            # The lock a status keeper takes (lock_external_id), held open meanwhile.
+            key = zlib.crc32(b"wamid.HELD") - 2**31
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (route.connection_id, key))
+            sending = threading.Thread(
+                target=lambda: (messages.record_sent(pending, "wamid.HELD"), database.close())
+            )
+            sending.start()
+            deadline = time.monotonic() + 10
+            while not _waiting_for_an_advisory_lock(cursor) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            cursor.execute(
+                "INSERT INTO early_status (connection_id, external_id, status, occurred_at,"
+                " created_at) VALUES (%s, 'wamid.HELD', %s, %s, now())",
+                (route.connection_id, DELIVERED, T0),
+            )
+        holder.commit()
+        sending.join(10)
+    finally:
+        holder.close()
+    assert Message.get_by_id(pending.id).status == DELIVERED
+    assert not EarlyStatus.select().exists()
+
+
+def _waiting_for_an_advisory_lock(cursor) -> bool:
+    cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    return cursor.fetchone()[0] > 0
 
 
 def test_a_status_naming_snorqs_message_links_the_id_itself(route):

@@ -9,7 +9,7 @@ import responses
 
 from app import live, messages
 from app.config import get_settings
-from app.db import database, is_postgres, utcnow
+from app.db import utcnow
 from app.models import AuditLog, ConnectionStatus, MessageStatus
 from app.platforms.errors import ErrorCode
 from app.serializers import timestamp
@@ -344,40 +344,25 @@ def test_a_retry_never_takes_a_reply_its_attempt_may_have_sent(thread, user):
 
 
 @responses.activate
-def test_a_send_takes_seven_statements_and_on_postgresql_three_commits(thread, user, monkeypatch):
-    """Claim, thread, mark, then audit, twin, SENT and early statuses in one
-    transaction (bench/README.md); the claim and the mark commit on their own, before
-    the platform call, as the crash-safety of a send needs."""
-    responses.post(URL, json=whatsapp_sent("wamid.COUNTED"))
+def test_a_reply_reaches_postgresql_in_four_round_trips(thread, user, wire):
+    """The claim reads its thread and commits on its own, as the mark does, before the
+    platform call (the crash-safety of a send needs both); then the audit entry, the
+    external id's lock and SENT (with the look for a twin and early statuses) travel
+    together, and the COMMIT (bench/README.md)."""
+    responses.post(URL, json=whatsapp_sent("wamid.WARM"))
+    send_message.fn(reply(thread, user).id)  # each statement is prepared on first use
+    responses.replace(responses.POST, URL, json=whatsapp_sent("wamid.COUNTED"))
     message = reply(thread, user)
-    database_type = type(database.obj)
-    statements, commits = [], []
-    execute_sql, commit = database_type.execute_sql, database_type.commit
+    wire.clear()
 
-    def counted_sql(self, sql, params=None, *args, **kwargs):
-        if not sql.startswith("PREPARE "):
-            statements.append(sql)
-        return execute_sql(self, sql, params, *args, **kwargs)
+    send_message.fn(message.id)
+    sent = list(wire)
 
-    def counted_commit(self):
-        commits.append(len(statements))
-        return commit(self)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(database_type, "execute_sql", counted_sql)
-        patched.setattr(database_type, "commit", counted_commit)
-        if is_postgres():
-            # The audit entry goes with the next statement (app/db.py): count it too.
-            execute_later = database_type.execute_later
-
-            def counted_later(self, sql, params=None):
-                statements.append(sql)
-                return execute_later(self, sql, params)
-
-            patched.setattr(database_type, "execute_later", counted_later)
-        send_message.fn(message.id)
-
+    assert [statement.split()[0] for statement in sent] == [
+        "EXECUTE",
+        "EXECUTE",
+        "BEGIN;",
+        "COMMIT",
+    ]
+    assert "pg_advisory_xact_lock" in sent[2]
     assert reload(message).status == MessageStatus.SENT
-    # PostgreSQL also takes the external id's advisory lock (app/messages/external_ids.py).
-    assert len(statements) == (8 if is_postgres() else 7)
-    assert len(commits) == 1

@@ -55,7 +55,6 @@ from app.models import (
 from app.platforms import get_platform
 from app.platforms.base import Account, Outbound, Platform, Recipient
 from app.platforms.errors import AuthError, ErrorCode, PermanentError, PlatformError, TemporaryError
-from app.statements import Statement, columns, instances
 from app.windows import HUMAN_AGENT_HOURS, WINDOW_HOURS, window_open
 from workers import limits, tokens
 from workers.broker import MAINTENANCE, MAX_BACKOFF_MS, MIN_BACKOFF_MS, OUTBOUND
@@ -105,10 +104,11 @@ class Thread:
 def send_message(message_id: int) -> None:
     """Send one staff reply; running it twice sends it once (only the claim holder sends)."""
     holder, earlier = claim_names()
-    message = messages.claim_send(message_id, LEASE, holder=holder, earlier=earlier)
-    if message is None:
+    claimed = messages.claim_send(message_id, LEASE, holder=holder, earlier=earlier)
+    if claimed is None:
         return
-    thread = load_thread(message.conversation_id)
+    message, *parts = claimed
+    thread = Thread(*parts)
     try:
         _send(message, thread)
     except TemporaryError as error:
@@ -423,22 +423,8 @@ def _hours(span: datetime.timedelta) -> str:
 
 
 def load_thread(conversation_id: int) -> Thread | None:
-    row = _THREAD.execute(id=conversation_id).fetchone()
-    return None if row is None else Thread(*instances(row, *_THREAD_MODELS))
-
-
-_THREAD_MODELS = (Conversation, Contact, PlatformConnection)
-
-#: Every send reads its thread, so the query is built once (``app/statements.py``).
-_THREAD = Statement(
-    lambda param: (
-        Conversation.select(*columns(*_THREAD_MODELS))
-        .join(Contact)
-        .switch(Conversation)
-        .join(PlatformConnection)
-        .where(Conversation.id == param("id"))
-    )
-)
+    parts = messages.thread_of(conversation_id)
+    return None if parts is None else Thread(*parts)
 
 
 def _audit(thread: Thread, action: str, message: Message | None, *, ok: bool, detail: str) -> None:

@@ -28,6 +28,7 @@ from app.messages.outbound import (
     record_sent,
     record_unconfirmed,
     retry_failed,
+    thread_of,
 )
 from app.messages.profiles import claim_profile, record_profile, release_profile
 from app.messages.receipts import apply_status, apply_watermark
@@ -67,5 +68,6 @@ __all__ = [
     "resume_stuck",
     "resume_stuck_attachments",
     "retry_failed",
+    "thread_of",
     "transaction",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import zlib
 
-from peewee import SQL, Case, Value, fn
+from peewee import SQL, Case, Select, Value, fn
 
 from app.db import database, is_postgres, utcnow
 from app.messages.notices import Notice, status_notices
@@ -40,6 +40,16 @@ def link_external_id(route: Route, snorq_message_id: int, external_id: str):
 
 def attach_external_id(message: Message, external_id: str, at: datetime.datetime):
     """Record SENT with the platform's id, then apply statuses that arrived first."""
+    lock_external_id(message.connection_id, external_id)
+    if is_postgres():
+        row = _TAKE_UNLESS_TWIN.execute(
+            connection_id=message.connection_id, id=message.id, **_take_values(external_id, at)
+        ).fetchone()
+        if row is not None:
+            # No echo of this send was stored first: SENT, and whether early statuses
+            # wait, in one statement.
+            notices = _sent_notices(message, instances(row, Message))
+            return notices + (apply_early_statuses(message, external_id) if row[-1] else [])
     notices = []
     row = _TWIN.execute(
         connection_id=message.connection_id, external_id=external_id, id=message.id
@@ -59,9 +69,7 @@ def attach_external_id(message: Message, external_id: str, at: datetime.datetime
     updated = [instances(row, Message)[0] for row in rows]
     if not updated:
         return notices
-    # SNORQ's own text reply carries no file: no need to look for one.
-    files = {} if message.content_type == ContentType.TEXT else None
-    notices += status_notices(message.organization_id, updated, kind="message:sent", files=files)
+    notices += _sent_notices(message, updated)
     also = []
     if twin is not None and twin.status in STATUS_COLUMNS and twin.status != MessageStatus.SENT:
         at_twin = getattr(twin, STATUS_COLUMNS[twin.status]) or at
@@ -69,13 +77,22 @@ def attach_external_id(message: Message, external_id: str, at: datetime.datetime
     return notices + apply_early_statuses(message, external_id, also)
 
 
-_TWIN = Statement(
-    lambda param: Message.select(*columns(Message)).where(
+def _sent_notices(message: Message, updated: list[Message]) -> list[Notice]:
+    # SNORQ's own text reply carries no file: no need to look for one.
+    files = {} if message.content_type == ContentType.TEXT else None
+    return status_notices(message.organization_id, updated, kind="message:sent", files=files)
+
+
+def _twin_query(param: Param, *selected):
+    """Another message of the connection already holding the external id."""
+    return Message.select(*selected).where(
         Message.connection == param("connection_id"),
         Message.external_id == param("external_id"),
         Message.id != param("id"),
     )
-)
+
+
+_TWIN = Statement(lambda param: _twin_query(param, *columns(Message)))
 
 
 def settle_by_echo(route: Route, conversation_id: int, event: MessageEvent) -> list[Notice] | None:
@@ -152,8 +169,28 @@ def _take_query(param: Param, which):
     )
 
 
-#: The send worker's (and a linked echo's): the message named by its id.
+#: A linked echo's, and a send's when a twin is in the way: the message named by its id.
 _TAKE = Statement(lambda param: _take_query(param, Message.id == param("id")))
+
+
+def _take_unless_twin_query(param: Param):
+    """The send's take, unless a twin holds the id, and whether early statuses wait for it.
+
+    PostgreSQL only (an update inside WITH). Its row, when it took the id: the
+    message's columns, then a flag for early statuses; no row when a twin holds the
+    id or the message has one already.
+    """
+    taken = _take_query(
+        param, (Message.id == param("id")) & ~fn.EXISTS(_twin_query(param, SQL("1")))
+    ).cte("taken")
+    early = EarlyStatus.select(SQL("1")).where(
+        EarlyStatus.connection == param("connection_id"),
+        EarlyStatus.external_id == param("external_id"),
+    )
+    return Select([taken], [SQL('"taken".*'), fn.EXISTS(early)]).with_cte(taken)
+
+
+_TAKE_UNLESS_TWIN = Statement(_take_unless_twin_query)
 
 
 def apply_early_statuses(message: Message, external_id: str, also=()) -> list[Notice]:
@@ -203,4 +240,5 @@ def lock_external_id(connection_id: int, external_id: str) -> None:
     """
     if is_postgres():
         key = zlib.crc32(external_id.encode()) - 2**31
-        database.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (connection_id, key))
+        # Sent with the next statement (app/db.py), which then reads as of holding it.
+        database.execute_later("SELECT pg_advisory_xact_lock(%s, %s)", (connection_id, key))

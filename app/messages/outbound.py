@@ -12,11 +12,19 @@ from collections.abc import Sequence
 
 from peewee import SQL, Value
 
-from app.db import database, utcnow
+from app.db import database, is_postgres, utcnow
 from app.messages import threads
 from app.messages.external_ids import attach_external_id
 from app.messages.notices import Notice, status_notices_for
-from app.models import ContentType, Conversation, Direction, Message, MessageStatus
+from app.models import (
+    Contact,
+    ContentType,
+    Conversation,
+    Direction,
+    Message,
+    MessageStatus,
+    PlatformConnection,
+)
 from app.platforms.errors import ErrorCode
 from app.serializers import message_json
 from app.statements import Param, Statement, columns, instances
@@ -77,13 +85,18 @@ def create_outbound(
         ]
 
 
+#: What a send is made from: its conversation, the customer and the account it goes from.
+THREAD_MODELS = (Conversation, Contact, PlatformConnection)
+Claimed = tuple[Message, Conversation, Contact, PlatformConnection]
+
+
 def claim_send(
     message_id: int,
     lease: datetime.timedelta,
     *,
     holder: str | None = None,
     earlier: Sequence[str] = (),
-) -> Message | None:
+) -> Claimed | None:
     """Take the right to send a PENDING message for ``lease``; None if someone else has it.
 
     A claim is free once its lease has run out, or when it is held by one of the
@@ -98,6 +111,10 @@ def claim_send(
     Parameters:
       holder: The attempt taking the claim (recorded with it).
       earlier: The attempts of the same job before this one.
+
+    Returns:
+      The claimed message and its thread (:data:`THREAD_MODELS`): on PostgreSQL read
+      by the claim's own statement.
     """
     now = utcnow()
     values = {
@@ -108,13 +125,21 @@ def claim_send(
         "pending": MessageStatus.PENDING,
         "unconfirmed": int(ErrorCode.SEND_UNCONFIRMED),
     }
+    postgres = is_postgres()
     if earlier:
         # A retry, far rarer than a first attempt: its list of earlier attempts varies
         # in length, so its query is built each time (the same query, values inline).
-        query = _claim_query(lambda name: Value(values[name]), earlier)
-        return next(iter(query.execute()), None)
-    row = _CLAIM.execute(**values).fetchone()
-    return None if row is None else instances(row, Message)[0]
+        build = _claim_with_thread_query if postgres else _claim_query
+        row = database.execute(build(lambda name: Value(values[name]), earlier)).fetchone()
+    else:
+        row = (_CLAIM_WITH_THREAD if postgres else _CLAIM).execute(**values).fetchone()
+    if row is None:
+        return None
+    if postgres:
+        return tuple(instances(row, Message, *THREAD_MODELS))
+    (message,) = instances(row, Message)
+    thread = thread_of(message.conversation_id)
+    return None if thread is None else (message, *thread)
 
 
 def _claim_query(param: Param, earlier: Sequence[str] = ()):
@@ -139,7 +164,38 @@ def _claim_query(param: Param, earlier: Sequence[str] = ()):
     )
 
 
+def _claim_with_thread_query(param: Param, earlier: Sequence[str] = ()):
+    """The claim, then its thread's columns, in one statement (PostgreSQL)."""
+    claimed = _claim_query(param, earlier).cte("claimed")
+    return (
+        _thread_select(SQL('"claimed".*'))
+        .switch(Conversation)
+        .join(claimed, on=(claimed.c.conversation_id == Conversation.id))
+        .with_cte(claimed)
+    )
+
+
+def _thread_select(*leading):
+    return (
+        Conversation.select(*leading, *columns(*THREAD_MODELS))
+        .join(Contact)
+        .switch(Conversation)
+        .join(PlatformConnection)
+    )
+
+
 _CLAIM = Statement(_claim_query)
+_CLAIM_WITH_THREAD = Statement(_claim_with_thread_query)
+
+
+def thread_of(conversation_id: int) -> tuple[Conversation, Contact, PlatformConnection] | None:
+    """The conversation, its customer and the account it is on."""
+    row = _THREAD.execute(id=conversation_id).fetchone()
+    return None if row is None else tuple(instances(row, *THREAD_MODELS))
+
+
+#: Every send and signal reads its thread, so the query is built once.
+_THREAD = Statement(lambda param: _thread_select().where(Conversation.id == param("id")))
 
 
 def defer_send(message_id: int, until: datetime.datetime) -> None:
