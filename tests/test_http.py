@@ -3,6 +3,7 @@
 import pytest
 import responses
 
+from app.config import get_settings
 from app.platforms import http
 
 URL = "https://graph.facebook.com/v25.0/me"
@@ -44,3 +45,17 @@ def test_the_ca_bundle_the_environment_names_verifies_platform_calls(environment
     bundle.write_text("")
     environment.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     assert _call()["verify"] == str(bundle)
+
+
+def test_a_call_names_snorq_sends_no_cookie_and_leaves_with_snorqs_timeouts(environment):
+    with responses.RequestsMock() as mocked:
+        mocked.get(URL, json={"id": "1"}, headers={"Set-Cookie": "fr=abc; Path=/"})
+        http.request("GET", URL, headers={"Authorization": "Bearer t"})
+        http.request("GET", URL)
+        first, second = (call.request for call in mocked.calls)
+    assert first.headers["User-Agent"] == "SNORQ/0.1"
+    assert first.headers["Accept-Encoding"] == "gzip, deflate"
+    assert first.headers["Authorization"] == "Bearer t"
+    assert "Authorization" not in second.headers
+    assert "Cookie" not in second.headers, "a platform's cookie is not sent back"
+    assert first.req_kwargs["timeout"] == (http.CONNECT_TIMEOUT, get_settings().http_timeout)

@@ -26,12 +26,15 @@ CONNECT_TIMEOUT = 3.05
 _local = threading.local()
 
 
+#: Sent with every request: requests' usual ones (Accept, gzip, keep-alive), naming SNORQ.
+HEADERS = {**requests.utils.default_headers(), "User-Agent": "SNORQ/0.1"}
+
+
 def session() -> requests.Session:
     """This thread's session (connection pooling without sharing across threads)."""
     current = getattr(_local, "session", None)
     if current is None:
         current = _local.session = requests.Session()
-        current.headers["User-Agent"] = "SNORQ/0.1"
         # The environment is read once per host instead (`_environment`).
         current.trust_env = False
     return current
@@ -50,17 +53,30 @@ def _environment(scheme: str, netloc: str) -> dict:
     return {"proxies": settings["proxies"], "verify": settings["verify"]}
 
 
-def request(method: str, url: str, **kwargs) -> requests.Response:
+def request(
+    method: str, url: str, *, headers: dict | None = None, stream: bool = False, **fields
+) -> requests.Response:
     """Make one HTTP request with SNORQ's timeouts.
+
+    ``fields`` are what :class:`requests.Request` takes (``json``, ``data``, ``params``,
+    ``files``). The request is prepared on its own, not merged with the session's
+    settings: that merge was a seventh of the CPU of a call (60 µs), for settings
+    SNORQ never sets and cookies the platforms' APIs do not use. The session still
+    pools connections and follows redirects.
 
     Raises:
       TemporaryError: the platform could not be reached or did not answer.
     """
-    kwargs.setdefault("timeout", (CONNECT_TIMEOUT, get_settings().http_timeout))
     parts = urlsplit(url)
     host = parts.hostname or "the platform"
+    prepared = requests.Request(method, url, headers={**HEADERS, **(headers or {})}, **fields)
     try:
-        return session().request(method, url, **_environment(parts.scheme, parts.netloc), **kwargs)
+        return session().send(
+            prepared.prepare(),
+            stream=stream,
+            timeout=(CONNECT_TIMEOUT, get_settings().http_timeout),
+            **_environment(parts.scheme, parts.netloc),
+        )
     except requests.ConnectTimeout:
         raise TemporaryError(
             ErrorCode.PLATFORM_UNAVAILABLE, f"Could not connect to {host} in time."
