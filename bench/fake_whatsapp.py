@@ -10,7 +10,7 @@ any other GET answers ``ok`` (the readiness check).
 The real platform's CPU is not on SNORQ's machine; the fake's is, on the same two
 cores, so it is kept as light as an HTTP server can be in Python: a plain parser
 for the requests SNORQ's client sends (HTTP/1.1, a Content-Length body), nothing
-more. Under load it spends about a tenth of what a gunicorn app spent per send.
+more. Under load it spends 0.12 ms of CPU a send; the gunicorn app it replaced, 0.67 ms.
 """
 
 from __future__ import annotations

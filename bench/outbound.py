@@ -6,9 +6,9 @@ how precisely the rate limiter holds a connection to its limit.
 Throughput: seeds N PENDING replies in 200 conversations of one WhatsApp connection
 whose limits are lifted, queues their send jobs, starts `dramatiq workers` with the
 Procfile's settings on the outbound queue, and times the steady part of the drain
-(10% → 90% SENT). The fake platform (``bench/fake_whatsapp.py``) answers each send at
-once with a WhatsApp send response (no added latency). The ceiling is a no-op actor drained by
-the same worker settings from the same Redis.
+(10% → 90% SENT). The fake platform (``bench/fake_whatsapp.py``) answers each send
+at once with a WhatsApp send response (no added latency). The ceiling is a no-op
+actor drained by the same worker settings from the same Redis.
 
 Precision: a connection limited to L sends per second (``burst_limit`` = L, WhatsApp's
 one-second window) is offered 3L replies every second for 5 s. The fake platform

@@ -4,13 +4,13 @@ import datetime
 import os
 import threading
 import time
-import zlib
 
 import psycopg2
 import pytest
 
 from app import messages, routing
 from app.db import database, is_postgres
+from app.messages.external_ids import lock_key
 from app.models import (
     Contact,
     ContentType,
@@ -253,7 +253,7 @@ def test_a_send_waiting_for_its_ids_lock_applies_the_status_kept_by_the_holder(r
     try:
         with holder.cursor() as cursor:
             # The lock a status keeper takes (lock_external_id), held open meanwhile.
-            key = zlib.crc32(b"wamid.HELD") - 2**31
+            key = lock_key("wamid.HELD")
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (route.connection_id, key))
             sending = threading.Thread(
                 target=lambda: (messages.record_sent(pending, "wamid.HELD"), database.close())

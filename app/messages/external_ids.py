@@ -239,6 +239,12 @@ def lock_external_id(connection_id: int, external_id: str) -> None:
     runs one write transaction at a time already.)
     """
     if is_postgres():
-        key = zlib.crc32(external_id.encode()) - 2**31
         # Sent with the next statement (app/db.py), which then reads as of holding it.
-        database.execute_later("SELECT pg_advisory_xact_lock(%s, %s)", (connection_id, key))
+        database.execute_later(
+            "SELECT pg_advisory_xact_lock(%s, %s)", (connection_id, lock_key(external_id))
+        )
+
+
+def lock_key(external_id: str) -> int:
+    """The advisory lock's second key for an external id (a signed 32-bit integer)."""
+    return zlib.crc32(external_id.encode()) - 2**31

@@ -176,6 +176,7 @@ def _claim_with_thread_query(param: Param, earlier: Sequence[str] = ()):
 
 
 def _thread_select(*leading):
+    """``leading`` columns, then those of a conversation, its customer and its account."""
     return (
         Conversation.select(*leading, *columns(*THREAD_MODELS))
         .join(Contact)
