@@ -8,13 +8,16 @@ in-process store of the embedded mode).
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import dq_name
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
 from app.config import get_settings
@@ -43,6 +46,80 @@ MAX_BACKOFF_MS = 30_000
 ENQUEUE_RETRY_DELAY = 1
 
 log = logging.getLogger(__name__)
+
+
+class Broker(RedisBroker):
+    """Dramatiq's Redis broker, whose consumers take back the jobs a failed fetch left behind.
+
+    Dramatiq's fetch is one script: Redis moves the jobs it returns into the worker's
+    ack set (``<namespace>:__acks__.<worker id>.<queue>``), and gives an ack set back
+    only once its worker is dead. When the connection fails between the two, because
+    Redis went down after running the fetch and before answering, or while the
+    consumer still had some of a fetch's jobs to hand out, a live worker never runs
+    those jobs and nothing else does until it restarts: an inbound job's webhooks
+    were acknowledged to the platform, so they would be lost meanwhile.
+
+    Dramatiq starts a new consumer after a connection error. Its first fetch first
+    puts back every job of the worker's ack set for its queue that no thread of the
+    worker holds (a job is held from the moment the consumer hands it out until it is
+    acknowledged). Delay queues are left to the clock (``workers/delay_queues.py``):
+    their held jobs are forgotten on the same error, and the clock knows when each is due.
+    """
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        #: Per queue, the ids (``redis_message_id``) of the jobs handed out and not yet
+        #: acknowledged, shared by the queue's successive consumers.
+        self.held_jobs: dict[str, set[str]] = collections.defaultdict(set)
+
+    @property
+    def consumer_class(self):
+        return RecoveringConsumer
+
+
+class RecoveringConsumer(_RedisConsumer):
+    """A consumer that first puts back the jobs its worker lost (see :class:`Broker`)."""
+
+    def __init__(self, broker: Broker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self.held = broker.held_jobs[queue_name]
+        self.recovered = queue_name == dq_name(queue_name)
+
+    def __next__(self):
+        if not self.recovered:
+            self._put_back_lost_jobs()
+            self.recovered = True
+        message = super().__next__()
+        if message is not None:
+            self.held.add(message.options["redis_message_id"])
+        return message
+
+    def ack(self, message) -> None:
+        super().ack(message)
+        self.held.discard(message.options["redis_message_id"])
+
+    def nack(self, message) -> None:
+        super().nack(message)
+        self.held.discard(message.options["redis_message_id"])
+
+    def _put_back_lost_jobs(self) -> None:
+        acks = f"{self.broker.namespace}:__acks__.{self.broker.broker_id}.{self.queue_name}"
+        try:
+            # The ack set is read before the held jobs: one acknowledged in between is
+            # in the first and not the second, and the requeue skips it (no longer in
+            # the set). No job is handed out meanwhile: this consumer is the only one.
+            fetched = {job.decode() for job in self.broker.client.smembers(acks)}
+            lost = fetched - set(self.held)
+            if lost:
+                self.broker.do_requeue(self.queue_name, *lost)
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None
+        if lost:
+            log.warning(
+                "Put back %d %s job(s) fetched before a connection failure and never received",
+                len(lost),
+                self.queue_name,
+            )
 
 
 class DurableRetries(Retries):
@@ -130,9 +207,9 @@ class WorkerLogging(Middleware):
         configure_logging(replace=True)
 
 
-def make_broker() -> RedisBroker:
+def make_broker() -> Broker:
     retries = DurableRetries(min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS, max_retries=3)
-    broker = RedisBroker(
+    broker = Broker(
         client=get_redis(),
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,

@@ -69,6 +69,11 @@ def exactly_once(sent: Iterable[str], stored: collections.Counter) -> dict[str, 
     }
 
 
+def lost(sent: Iterable[str], stored: collections.Counter) -> list[str]:
+    """The external ids among ``sent`` that no stored message has."""
+    return [external_id for external_id in sent if not stored[external_id]]
+
+
 def unacknowledged(client: redis.Redis) -> dict[str, dict[str, list[str]]]:
     """Per worker (its broker id), per queue: the jobs it fetched and has not acknowledged."""
     prefix = f"{NAMESPACE}:__acks__."
@@ -89,6 +94,31 @@ def held_webhooks(client: redis.Redis) -> list[str]:
         for queue, jobs in queues.items()
         for delivery in deliveries(client, queue, jobs)
     ]
+
+
+def whereabouts(client: redis.Redis, external_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Where the inbound jobs carrying each of ``external_ids`` sit in Redis.
+
+    A place is a queue (``inbound``, its delay queue ``inbound.DQ``, its dead
+    letters ``inbound.XQ``) or a worker's ack set for one (``acks:inbound.DQ``); an
+    id in no place has no job left at all.
+    """
+    wanted = set(external_ids)
+    places: dict[str, list[str]] = {external_id: [] for external_id in wanted}
+
+    def note(place: str, queue: str, jobs: Iterable[str]) -> None:
+        for delivery in deliveries(client, queue, jobs):
+            if external_id(delivery) in wanted:
+                places[external_id(delivery)].append(place)
+
+    for queue in ("inbound", "inbound.DQ", "inbound.XQ"):
+        key = f"{NAMESPACE}:{queue}"
+        jobs = client.zrange(key, 0, -1) if queue.endswith("XQ") else client.lrange(key, 0, -1)
+        note(queue, queue, (job.decode() for job in jobs))
+    for queues in unacknowledged(client).values():
+        for queue, jobs in queues.items():
+            note(f"acks:{queue}", queue, jobs)
+    return places
 
 
 def external_id(delivery: list) -> str:
