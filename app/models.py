@@ -324,8 +324,6 @@ class Message(BaseModel):
     failed_at = DateTimeField(null=True)
     send_after = DateTimeField(null=True)
     send_lease_until = DateTimeField(null=True)
-    #: The job attempt holding the claim (``<Dramatiq message id>/<retries>``).
-    send_claim = CharField(max_length=64, null=True)
     send_attempts = IntegerField(default=0)
 
     class Meta:

@@ -439,7 +439,7 @@ def unconfirmed(conversation: Conversation, text: str, *, sending: bool = False)
     message, _ = messages.create_outbound(conversation, user_id=None, content=text)
     settle_by = utcnow() + datetime.timedelta(minutes=10)
     if sending:
-        messages.mark_sending(message.id, "Sending to TikTok…", settle_by=settle_by)
+        messages.claim_send(message.id, "Sending to TikTok…", settle_by=settle_by)
     else:
         messages.record_unconfirmed(message.id, "TikTok never answered.", settle_by=settle_by)
     return Message.get_by_id(message.id)

@@ -314,41 +314,38 @@ def test_a_reply_being_sent_is_marked_unconfirmed_until_the_platform_answers(thr
     assert (after.status, after.error_code) == (MessageStatus.SENT, None)
 
 
-def test_only_the_same_jobs_retry_takes_a_claim_still_leased(thread, user):
+def test_only_one_attempt_takes_a_reply_and_none_once_it_may_have_gone_out(thread, user):
     message = reply(thread, user)
-
-    def claim(holder: str, *earlier: str) -> bool:
-        claimed = messages.claim_send(message.id, outbound.LEASE, holder=holder, earlier=earlier)
-        return claimed is not None
-
-    assert claim("job-a/0")
-    assert not claim("job-a/0"), "a second copy of the same attempt"
-    assert not claim("job-b/0"), "another job"
-    assert not claim("job-b/1", "job-b/0"), "another job's retry"
-    assert claim("job-a/1", "job-a/0"), "the retry of the attempt holding it"
-    assert not claim("job-a/1", "job-a/0"), "a second copy of that retry"
-    assert not claim("job-a/2", "job-a/0"), "a retry, though a later attempt holds it"
-    assert claim("job-a/2", "job-a/0", "job-a/1")
-
-
-def test_a_retry_never_takes_a_reply_its_attempt_may_have_sent(thread, user):
-    message = reply(thread, user)
-    messages.claim_send(message.id, outbound.LEASE, holder="job-a/0")
     settle_by = utcnow() + datetime.timedelta(minutes=10)
-    messages.mark_sending(message.id, "Sending to WhatsApp…", settle_by=settle_by)
 
-    assert (
-        messages.claim_send(message.id, outbound.LEASE, holder="job-a/1", earlier=["job-a/0"])
-        is None
+    assert messages.sendable(message.id) is not None
+    assert messages.claim_send(message.id, "Sending to WhatsApp…", settle_by=settle_by)
+    assert not messages.claim_send(message.id, "Sending to WhatsApp…", settle_by=settle_by)
+    assert messages.sendable(message.id) is None
+    held = reload(message)
+    assert (held.status, held.error_code, held.send_attempts) == (
+        MessageStatus.PENDING,
+        ErrorCode.SEND_UNCONFIRMED,
+        1,
     )
+
+
+def test_a_reply_given_back_for_a_token_is_free_again(thread, user):
+    message = reply(thread, user)
+    messages.claim_send(message.id, "Sending to WhatsApp…", settle_by=utcnow())
+    messages.defer_send(message.id, utcnow())
+
+    assert messages.sendable(message.id) is not None
+    assert messages.claim_send(message.id, "Sending to WhatsApp…", settle_by=utcnow())
+    assert reload(message).send_attempts == 2
 
 
 @responses.activate
 def test_a_reply_reaches_postgresql_in_four_round_trips(thread, user, wire):
-    """The claim reads its thread and commits on its own, as the mark does, before the
-    platform call (the crash-safety of a send needs both); then the audit entry, the
-    external id's lock and SENT (with the look for a twin and early statuses) travel
-    together, and the COMMIT (bench/README.md)."""
+    """The read of the reply with its thread, then the claim with its in-flight mark,
+    committed before the platform call (the crash-safety of a send needs it); then the
+    audit entry, the external id's lock and SENT (with the look for a twin and early
+    statuses) travel together, and the COMMIT (bench/README.md)."""
     responses.post(URL, json=whatsapp_sent("wamid.WARM"))
     send_message.fn(reply(thread, user).id)  # each statement is prepared on first use
     responses.replace(responses.POST, URL, json=whatsapp_sent("wamid.COUNTED"))

@@ -66,7 +66,9 @@ def test_a_reply_waiting_for_a_token_or_a_retry_is_left_alone(thread, user):
 
 def test_a_claim_keeps_the_sweep_away_until_it_has_run_out(thread, user):
     message = aged(reply(thread, user), minutes=10)
-    messages.claim_send(message.id, datetime.timedelta(minutes=1))
+    # A claim an older SNORQ took and left behind, without the in-flight mark.
+    leased = utcnow() + datetime.timedelta(minutes=1)
+    Message.update(send_lease_until=leased).where(Message.id == message.id).execute()
 
     sweep_sends.fn()
     assert queued_sends() == []
@@ -92,9 +94,8 @@ def test_a_send_that_died_mid_call_is_never_resent_and_fails_once_its_wait_is_ov
 ):
     message = aged(reply(thread, user), minutes=30)
     # What a worker leaves behind when it dies during the platform call.
-    messages.claim_send(message.id, datetime.timedelta(seconds=60))
     settle_by = utcnow() + datetime.timedelta(minutes=5)
-    messages.mark_sending(message.id, "Sending to WhatsApp; …", settle_by=settle_by)
+    messages.claim_send(message.id, "Sending to WhatsApp; …", settle_by=settle_by)
 
     sweep_sends.fn()
     worker.drain()

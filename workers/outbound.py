@@ -2,14 +2,14 @@
 
 One job sends one PENDING reply, in this order:
 
-1. claim it for a short lease, so two copies of the job never both send it (the
-   job's own retry may take the claim its broken attempt left behind);
+1. read it with its thread, unless an attempt holds it or it may have gone out;
 2. check the connection, the messaging window and the reply itself: FAILED at once,
    with a reason staff can act on, when one of them says no;
-3. mark the send unconfirmed (from here on it may reach the platform) and take a
-   rate-limit token (``workers/limits.py``) right before the call; with none free,
-   give the claim back and come again at the slot reserved for it: a wait, never a
-   retry or a failure;
+3. claim it and mark it unconfirmed in one statement (from here on it may reach the
+   platform; two copies of the job never both claim it), then take a rate-limit
+   token (``workers/limits.py``) right before the call; with none free, give the
+   claim back and come again at the slot reserved for it: a wait, never a retry or
+   a failure;
 4. call the platform adapter;
 5. record SENT with the platform's id, or what went wrong:
 
@@ -26,7 +26,8 @@ One job sends one PENDING reply, in this order:
 
 The mark of step 3 is what makes a worker that dies in the middle of a platform
 call safe: an unconfirmed send is never claimed again, so the sweep fails it instead
-of sending it twice.
+of sending it twice. An attempt that breaks before it (the database went away)
+leaves nothing behind, so the job's retry starts over.
 Every platform call is audited: who, what, the result (never the token or the text).
 """
 
@@ -61,9 +62,6 @@ from workers.broker import MAINTENANCE, MAX_BACKOFF_MS, MIN_BACKOFF_MS, OUTBOUND
 
 log = logging.getLogger(__name__)
 
-#: How long a claim keeps other copies of a job away: longer than the checks before
-#: the platform call (the call itself is covered by the unconfirmed mark).
-LEASE = datetime.timedelta(seconds=60)
 #: Retries after the first attempt when the platform fails (the seed's policy), counted
 #: over all of the job's attempts.
 MAX_RETRIES = 3
@@ -103,23 +101,31 @@ class Thread:
 @dramatiq.actor(queue_name=OUTBOUND, max_retries=OUTAGE_RETRIES, time_limit=120_000)
 def send_message(message_id: int) -> None:
     """Send one staff reply; running it twice sends it once (only the claim holder sends)."""
-    holder, earlier = claim_names()
-    claimed = messages.claim_send(message_id, LEASE, holder=holder, earlier=earlier)
-    if claimed is None:
+    found = messages.sendable(message_id)
+    if found is None:
         return
-    message, *parts = claimed
+    message, *parts = found
     thread = Thread(*parts)
     try:
-        _send(message, thread)
+        outbound = _outbound(message, thread)
+        token = thread.connection.access_token()
+    except PlatformError as error:
+        # Failed only by the attempt that takes it: another may be sending it.
+        if messages.claim_send(message.id, error.message, settle_by=utcnow()):
+            _fail(message, thread, error)
+        return
+    reason = f"Sending to {thread.platform.title}; waiting for its answer."
+    if not messages.claim_send(message.id, reason, settle_by=_settle_by()):
+        return
+    try:
+        _send(message, thread, outbound, token)
     except TemporaryError as error:
         _temporary_failure(message, thread, error)
     except PlatformError as error:
         _fail(message, thread, error)
 
 
-def _send(message: Message, thread: Thread) -> None:
-    outbound = _outbound(message, thread)
-    stale = thread.connection.access_token()
+def _send(message: Message, thread: Thread, outbound: Outbound, stale: str) -> None:
     try:
         _attempt(message, thread, outbound, stale)
     except AuthError as error:
@@ -201,11 +207,9 @@ def _window_reason(platform: Platform, human_agent: bool) -> str:
 def _attempt(message: Message, thread: Thread, outbound: Outbound, token: str) -> None:
     """One platform call with a rate-limit token, or a wait for one.
 
-    The send is marked unconfirmed first, so the token is taken right before the call
-    (a wait for one clears the mark: nothing was sent).
+    The claim marked the send unconfirmed, so the token is taken right before the call
+    (a wait for one gives the send back: nothing was sent).
     """
-    reason = f"Sending to {thread.platform.title}; waiting for its answer."
-    messages.mark_sending(message.id, reason, settle_by=_settle_by())
     try:
         wait = limits.for_replies(thread.connection).take(f"reply:{message.id}")
     except RedisError:
@@ -288,19 +292,6 @@ def retries_so_far() -> int:
     """How often Dramatiq has retried the running job (0 on its first run)."""
     current = CurrentMessage.get_current_message()
     return 0 if current is None else current.options.get("retries", 0)
-
-
-def claim_names() -> tuple[str | None, list[str]]:
-    """The running attempt's name for a claim, and the names of its job's earlier attempts.
-
-    A Dramatiq message keeps its id across its retries, and counts them: the name
-    ``<message id>/<retries>`` is one attempt's. Outside a worker there is none.
-    """
-    current = CurrentMessage.get_current_message()
-    if current is None:
-        return None, []
-    retries = current.options.get("retries", 0)
-    return f"{current.message_id}/{retries}", [f"{current.message_id}/{n}" for n in range(retries)]
 
 
 def retry_delay_ms(retries: int, retry_after: float | None) -> int:

@@ -23,11 +23,11 @@ from app.messages.outbound import (
     create_outbound,
     defer_send,
     mark_conversation_read,
-    mark_sending,
     record_failed,
     record_sent,
     record_unconfirmed,
     retry_failed,
+    sendable,
     thread_of,
 )
 from app.messages.profiles import claim_profile, record_profile, release_profile
@@ -57,7 +57,6 @@ __all__ = [
     "fail_unsettled",
     "forget_cached_ids",
     "mark_conversation_read",
-    "mark_sending",
     "publish",
     "record_failed",
     "record_message",
@@ -68,6 +67,7 @@ __all__ = [
     "resume_stuck",
     "resume_stuck_attachments",
     "retry_failed",
+    "sendable",
     "thread_of",
     "transaction",
 ]

@@ -1,18 +1,17 @@
 """Staff replies, from PENDING to SENT or FAILED, and the staff's other actions.
 
-The outbound worker claims a send for a lease, marks it in flight before calling
-the platform, and records how the call ended; a send whose call went unanswered
-is never claimed again (it may have been delivered).
+The outbound worker reads a free reply with its thread, claims it and marks it in
+flight in one statement before calling the platform, and records how the call
+ended; a send marked in flight is never claimed again (it may have been delivered).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 
-from peewee import SQL, Value
+from peewee import SQL
 
-from app.db import database, is_postgres, utcnow
+from app.db import database, utcnow
 from app.messages import threads
 from app.messages.external_ids import attach_external_id
 from app.messages.notices import Notice, status_notices_for
@@ -87,91 +86,34 @@ def create_outbound(
 
 #: What a send is made from: its conversation, the customer and the account it goes from.
 THREAD_MODELS = (Conversation, Contact, PlatformConnection)
-Claimed = tuple[Message, Conversation, Contact, PlatformConnection]
+Sendable = tuple[Message, Conversation, Contact, PlatformConnection]
 
 
-def claim_send(
-    message_id: int,
-    lease: datetime.timedelta,
-    *,
-    holder: str | None = None,
-    earlier: Sequence[str] = (),
-) -> Claimed | None:
-    """Take the right to send a PENDING message for ``lease``; None if someone else has it.
+def sendable(message_id: int) -> Sendable | None:
+    """A PENDING reply no attempt holds, with its thread; None if it is not one.
 
-    A claim is free once its lease has run out, or when it is held by one of the
-    ``earlier`` attempts of the caller's own job: an attempt that broke after claiming
-    (the database went away) could not give it back, and its retry only runs once it
-    has ended, so the retry never sends alongside it. A second copy of the same attempt
-    (``holder``) finds the claim taken.
-
-    A message whose send went unanswered (SEND_UNCONFIRMED) is never claimed again:
-    it may have been delivered, and sending it twice is worse than failing it.
-
-    Parameters:
-      holder: The attempt taking the claim (recorded with it).
-      earlier: The attempts of the same job before this one.
+    Only a read: the attempt checks the reply against its thread, then takes it with
+    :func:`claim_send`, which looks again.
 
     Returns:
-      The claimed message and its thread (:data:`THREAD_MODELS`): on PostgreSQL read
-      by the claim's own statement.
+      The message and its thread (:data:`THREAD_MODELS`), read in one statement.
     """
-    now = utcnow()
     values = {
         "id": message_id,
-        "now": now,
-        "until": now + lease,
-        "holder": holder,
+        "now": utcnow(),
         "pending": MessageStatus.PENDING,
         "unconfirmed": int(ErrorCode.SEND_UNCONFIRMED),
     }
-    postgres = is_postgres()
-    if earlier:
-        # A retry, far rarer than a first attempt: its list of earlier attempts varies
-        # in length, so its query is built each time (the same query, values inline).
-        build = _claim_with_thread_query if postgres else _claim_query
-        row = database.execute(build(lambda name: Value(values[name]), earlier)).fetchone()
-    else:
-        row = (_CLAIM_WITH_THREAD if postgres else _CLAIM).execute(**values).fetchone()
-    if row is None:
-        return None
-    if postgres:
-        return tuple(instances(row, Message, *THREAD_MODELS))
-    (message,) = instances(row, Message)
-    thread = thread_of(message.conversation_id)
-    return None if thread is None else (message, *thread)
+    row = _SENDABLE.execute(**values).fetchone()
+    return None if row is None else tuple(instances(row, Message, *THREAD_MODELS))
 
 
-def _claim_query(param: Param, earlier: Sequence[str] = ()):
-    """The update :func:`claim_send` makes, returning the claimed message's columns."""
-    free = Message.send_lease_until.is_null() | (Message.send_lease_until < param("now"))
-    if earlier:
-        free |= Message.send_claim.in_(list(earlier))
+def _free(param: Param):
+    """PENDING, no attempt's claim running, and not unconfirmed (it may have gone out)."""
     return (
-        Message.update(
-            send_lease_until=param("until"),
-            send_claim=param("holder"),
-            send_after=SQL("NULL"),
-            send_attempts=Message.send_attempts + SQL("1"),
-        )
-        .where(
-            Message.id == param("id"),
-            Message.status == param("pending"),
-            free,
-            Message.error_code.is_null() | (Message.error_code != param("unconfirmed")),
-        )
-        .returning(*columns(Message))
-    )
-
-
-def _claim_with_thread_query(param: Param, earlier: Sequence[str] = ()):
-    """The claim, then its thread's columns, in one statement (PostgreSQL)."""
-    claimed = _claim_query(param, earlier).cte("claimed")
-    return (
-        _thread_select(SQL('"claimed".*'))
-        .switch(Conversation)
-        .join(claimed, on=(claimed.c.conversation_id == Conversation.id))
-        .with_cte(claimed)
+        (Message.status == param("pending"))
+        & (Message.send_lease_until.is_null() | (Message.send_lease_until < param("now")))
+        & (Message.error_code.is_null() | (Message.error_code != param("unconfirmed")))
     )
 
 
@@ -185,8 +127,49 @@ def _thread_select(*leading):
     )
 
 
-_CLAIM = Statement(_claim_query)
-_CLAIM_WITH_THREAD = Statement(_claim_with_thread_query)
+_SENDABLE = Statement(
+    lambda param: (
+        _thread_select(*columns(Message))
+        .join_from(Conversation, Message, on=(Message.conversation == Conversation.id))
+        .where(Message.id == param("id"), _free(param))
+    )
+)
+
+
+def claim_send(message_id: int, reason: str, *, settle_by: datetime.datetime) -> bool:
+    """Take the send of a free reply and mark it in flight, in one statement.
+
+    From here on the send may reach the platform, so it is marked unconfirmed (see
+    :func:`record_unconfirmed`) until the call's outcome is recorded: a worker that
+    dies mid-call leaves a send that is never claimed and sent again, and the sweep
+    fails it after ``settle_by``. Two copies of a job never both send: only one
+    update finds the reply free. An attempt that cannot call after all (no rate-limit
+    token, Redis down) gives the send back with :func:`defer_send`. No live event:
+    the message is PENDING before and after.
+
+    Returns:
+      Whether this attempt took the send.
+    """
+    cursor = _CLAIM.execute(
+        id=message_id,
+        now=utcnow(),
+        reason=reason,
+        settle_by=settle_by,
+        pending=MessageStatus.PENDING,
+        unconfirmed=int(ErrorCode.SEND_UNCONFIRMED),
+    )
+    return cursor.rowcount == 1
+
+
+_CLAIM = Statement(
+    lambda param: Message.update(
+        error_code=param("unconfirmed"),
+        error_message=param("reason"),
+        send_lease_until=param("settle_by"),
+        send_after=SQL("NULL"),
+        send_attempts=Message.send_attempts + SQL("1"),
+    ).where(Message.id == param("id"), _free(param))
+)
 
 
 def thread_of(conversation_id: int) -> tuple[Conversation, Contact, PlatformConnection] | None:
@@ -245,31 +228,6 @@ def record_failed(message_id: int, code: int, reason: str) -> list[Notice]:
             .execute()
         )
         return status_notices_for(rows)
-
-
-def mark_sending(message_id: int, reason: str, *, settle_by: datetime.datetime) -> None:
-    """The worker is about to call the platform: from now on the send may have reached it.
-
-    Marked as unconfirmed (see :func:`record_unconfirmed`) until the call's outcome is
-    recorded, so a worker that dies mid-call leaves a send that is never claimed and
-    sent again. No live event: the message is PENDING before and after.
-    """
-    _MARK.execute(
-        id=message_id,
-        reason=reason,
-        settle_by=settle_by,
-        unconfirmed=int(ErrorCode.SEND_UNCONFIRMED),
-        pending=MessageStatus.PENDING,
-    )
-
-
-_MARK = Statement(
-    lambda param: Message.update(
-        error_code=param("unconfirmed"),
-        error_message=param("reason"),
-        send_lease_until=param("settle_by"),
-    ).where(Message.id == param("id"), Message.status == param("pending"))
-)
 
 
 def record_unconfirmed(

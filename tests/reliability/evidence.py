@@ -192,7 +192,6 @@ class Reply:
     error_code: int | None
     error_message: str | None
     send_attempts: int
-    send_after: datetime.datetime | None
     lease_until: datetime.datetime | None
     now: datetime.datetime
 
@@ -210,19 +209,6 @@ class Reply:
             and self.lease_until < self.now
         )
 
-    @property
-    def orphaned(self) -> bool:
-        """Claimed, and no word yet of how the attempt went.
-
-        If the attempt broke, the job's retry takes the claim again, or else the sweep.
-        """
-        return (
-            self.status == "PENDING"
-            and self.error_code is None
-            and self.send_after is None
-            and self.lease_until is not None
-        )
-
     def outcome(self) -> str:
         if self.status in SENT:
             return "sent"
@@ -235,7 +221,7 @@ def replies(database_url: str, message_ids: Iterable[int]) -> dict[int, Reply]:
     """Each reply by its message id."""
     rows = query(
         database_url,
-        "SELECT id, status, error_code, error_message, send_attempts, send_after,"
+        "SELECT id, status, error_code, error_message, send_attempts,"
         " send_lease_until, now() AT TIME ZONE 'UTC' FROM message WHERE id = ANY(%s)",
         (list(message_ids),),
     )
@@ -249,7 +235,7 @@ def all_settled(database_url: str, message_ids: Iterable[int]) -> bool:
 def only_the_sweep_left(database_url: str, message_ids: Iterable[int]) -> bool:
     """Whether every reply is settled, or waits for the clock's sweep and nothing else."""
     return all(
-        reply.settled or reply.unconfirmed_and_due or reply.orphaned
+        reply.settled or reply.unconfirmed_and_due
         for reply in replies(database_url, message_ids).values()
     )
 
