@@ -58,21 +58,24 @@ def request(
 ) -> requests.Response:
     """Make one HTTP request with SNORQ's timeouts.
 
-    ``fields`` are what :class:`requests.Request` takes (``json``, ``data``, ``params``,
-    ``files``). The request is prepared on its own, not merged with the session's
-    settings: that merge was a seventh of the CPU of a call (60 µs), for settings
-    SNORQ never sets and cookies the platforms' APIs do not use. The session still
-    pools connections and follows redirects.
+    ``fields`` are what :meth:`requests.PreparedRequest.prepare` takes (``json``,
+    ``data``, ``params``, ``files``). The request is prepared on its own, not merged
+    with the session's settings: that merge was a seventh of the CPU of a call (60 µs),
+    for settings SNORQ never sets and cookies the platforms' APIs do not use. Unlike
+    :class:`requests.Request`, it leaves absent fields absent (an empty ``params`` and
+    ``data`` cost two slow type checks, 30 µs a call). The session still pools
+    connections and follows redirects.
 
     Raises:
       TemporaryError: the platform could not be reached or did not answer.
     """
     parts = urlsplit(url)
     host = parts.hostname or "the platform"
-    prepared = requests.Request(method, url, headers={**HEADERS, **(headers or {})}, **fields)
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method=method, url=url, headers={**HEADERS, **(headers or {})}, **fields)
     try:
         return session().send(
-            prepared.prepare(),
+            prepared,
             stream=stream,
             timeout=(CONNECT_TIMEOUT, get_settings().http_timeout),
             **_environment(parts.scheme, parts.netloc),
