@@ -83,12 +83,12 @@ class RecoveringConsumer(_RedisConsumer):
     def __init__(self, broker: Broker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.held = broker.held_jobs[queue_name]
-        self.recovered = queue_name == dq_name(queue_name)
+        self.looked_for_lost_jobs = queue_name == dq_name(queue_name)
 
     def __next__(self):
-        if not self.recovered:
+        if not self.looked_for_lost_jobs:
             self._put_back_lost_jobs()
-            self.recovered = True
+            self.looked_for_lost_jobs = True
         message = super().__next__()
         if message is not None:
             self.held.add(message.options["redis_message_id"])
@@ -110,16 +110,16 @@ class RecoveringConsumer(_RedisConsumer):
             # the set). No job is handed out meanwhile: this consumer is the only one.
             fetched = {job.decode() for job in self.broker.client.smembers(acks)}
             lost = fetched - set(self.held)
-            if lost:
-                self.broker.do_requeue(self.queue_name, *lost)
+            if not lost:
+                return
+            self.broker.do_requeue(self.queue_name, *lost)
         except redis.ConnectionError as error:
             raise ConnectionClosed(error) from None
-        if lost:
-            log.warning(
-                "Put back %d %s job(s) fetched before a connection failure and never received",
-                len(lost),
-                self.queue_name,
-            )
+        log.warning(
+            "Put back %d %s job(s) fetched before a connection failure and never received",
+            len(lost),
+            self.queue_name,
+        )
 
 
 class DurableRetries(Retries):

@@ -98,13 +98,7 @@ def sendable(message_id: int) -> Sendable | None:
     Returns:
       The message and its thread (:data:`THREAD_MODELS`), read in one statement.
     """
-    values = {
-        "id": message_id,
-        "now": utcnow(),
-        "pending": MessageStatus.PENDING,
-        "unconfirmed": int(ErrorCode.SEND_UNCONFIRMED),
-    }
-    row = _SENDABLE.execute(**values).fetchone()
+    row = _SENDABLE.execute(id=message_id, **_free_values()).fetchone()
     return None if row is None else tuple(instances(row, Message, *THREAD_MODELS))
 
 
@@ -115,6 +109,15 @@ def _free(param: Param):
         & (Message.send_lease_until.is_null() | (Message.send_lease_until < param("now")))
         & (Message.error_code.is_null() | (Message.error_code != param("unconfirmed")))
     )
+
+
+def _free_values() -> dict:
+    """The values :func:`_free` takes."""
+    return {
+        "now": utcnow(),
+        "pending": MessageStatus.PENDING,
+        "unconfirmed": int(ErrorCode.SEND_UNCONFIRMED),
+    }
 
 
 def _thread_select(*leading):
@@ -150,14 +153,7 @@ def claim_send(message_id: int, reason: str, *, settle_by: datetime.datetime) ->
     Returns:
       Whether this attempt took the send.
     """
-    cursor = _CLAIM.execute(
-        id=message_id,
-        now=utcnow(),
-        reason=reason,
-        settle_by=settle_by,
-        pending=MessageStatus.PENDING,
-        unconfirmed=int(ErrorCode.SEND_UNCONFIRMED),
-    )
+    cursor = _CLAIM.execute(id=message_id, reason=reason, settle_by=settle_by, **_free_values())
     return cursor.rowcount == 1
 
 

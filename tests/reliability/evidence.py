@@ -108,8 +108,9 @@ def whereabouts(client: redis.Redis, external_ids: Iterable[str]) -> dict[str, l
 
     def note(place: str, queue: str, jobs: Iterable[str]) -> None:
         for delivery in deliveries(client, queue, jobs):
-            if external_id(delivery) in wanted:
-                places[external_id(delivery)].append(place)
+            carried = external_id(delivery)
+            if carried in wanted:
+                places[carried].append(place)
 
     for queue in ("inbound", "inbound.DQ", "inbound.XQ"):
         key = f"{NAMESPACE}:{queue}"
